@@ -1,0 +1,54 @@
+# wmtutor: two commands set up everything on a fresh machine.
+#   make lab    create .venv, install wmtutor + JupyterLab, register the kernel, open the course
+#   make test   the same set-up, then lint, unit tests and every notebook (nbval, tiny preset)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Pinned: on the course machines this is a local CPU wheel; an unpinned torch would pull
+# gigabytes of CUDA packages.
+TORCH  ?= torch==2.13.0
+PRESET ?= laptop
+
+.PHONY: setup lab test unit notebooks lint strip assets bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[course,dev]"
+	$(BIN)/python -m ipykernel install --user --name wmtutor --display-name "Python (wmtutor)" >/dev/null
+	-git rev-parse --git-dir >/dev/null 2>&1 && $(BIN)/nbstripout --install
+	touch $@
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+test: setup lint
+	WMTUTOR_PRESET=tiny MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks \
+		--nbval-lax --nbval-current-env -q
+
+unit: setup
+	$(BIN)/python -m pytest tests -q
+
+notebooks: setup
+	WMTUTOR_PRESET=$(PRESET) $(BIN)/python -m pytest notebooks --nbval-lax --nbval-current-env -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+strip: setup
+	$(BIN)/nbstripout notebooks/*.ipynb
+
+assets: setup
+	MPLBACKEND=Agg $(BIN)/python toy/mdn.py --preset laptop --out assets
+	MPLBACKEND=Agg $(BIN)/python toy/cma_es.py --preset laptop --out assets
+
+bench: setup
+	$(BIN)/python benchmarks/cmaes_vs_pycma.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

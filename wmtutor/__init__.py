@@ -1,0 +1,14 @@
+"""wmtutor: Ha & Schmidhuber's World Models (2018), taught by doing it.
+
+One module per component, read top to bottom:
+
+* ``presets`` -- every size, by name (``WMTUTOR_PRESET=tiny|laptop|paper``)
+* ``utils``   -- seeding, atomic writes, the runs folder
+* ``mdn``     -- mixture density head, NLL, sampling with temperature (M's output)
+* ``cmaes``   -- CMA-ES from scratch, and pycma behind the same interface (trains C)
+* ``toys``    -- the toy problems of notebooks 01 and 02
+* ``viz``     -- every figure and GIF
+* ``cli``     -- the ``wmtutor`` command
+"""
+
+__version__ = "0.1.0"

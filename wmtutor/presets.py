@@ -1,0 +1,115 @@
+"""Named presets: every size in the course comes from here, nothing is hard-coded.
+
+Three presets, picked by the environment variable ``WMTUTOR_PRESET``:
+
+* ``tiny``   -- for CI: each notebook runs in seconds. The numbers are only big enough
+  that every step runs and every assert holds.
+* ``laptop`` -- the default: a meaningful result on a 2-core CPU in minutes.
+* ``paper``  -- the paper's settings (Ha & Schmidhuber 2018, arXiv 1803.10122, and the
+  original code, hardmaru/WorldModelsExperiments), for a GPU and many cores. Each
+  number that comes from the paper says where, in a comment beside it.
+
+A preset is a frozen dataclass with one section per stage of the course. Later stages
+add their sections here (one place for every size), so a notebook only ever says
+``P = get_preset()`` and reads ``P.mdn_toy.steps``.
+
+Example::
+
+    >>> from wmtutor.presets import get_preset
+    >>> get_preset("tiny").mdn_toy.n_gaussians
+    5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+ENV_VAR = "WMTUTOR_PRESET"
+DEFAULT = "laptop"
+
+
+@dataclass(frozen=True)
+class MDNToy:
+    """Notebook 01: the one-to-many inverse problem, fitted by MSE and by an MDN."""
+
+    n_samples: int  # points in the toy data set
+    hidden: int  # width of the MLP's one hidden layer
+    n_gaussians: int  # mixture components K of the MDN head
+    steps: int  # Adam steps (full batch)
+    lr: float  # Adam learning rate
+    noise: float = 0.1  # half-width of the uniform noise added to x
+
+
+@dataclass(frozen=True)
+class CMAESToy:
+    """Notebook 02: CMA-ES on the shifted Schaffer function and on standard functions."""
+
+    gif_generations: int  # generations shown in the Schaffer animation
+    popsize: int  # population size for the 2-D animation
+    dim: int  # dimension of the evaluations-to-target comparison
+    n_seeds: int  # independent runs per function and optimizer (the median is shown)
+    max_evals: int  # budget per run; a run that misses the target counts as failed
+    target: float = 1e-8  # f value that counts as "reached" (every function has f* = 0)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """All sizes of one named preset, one section per stage of the course."""
+
+    name: str
+    seed: int
+    mdn_toy: MDNToy
+    cmaes_toy: CMAESToy
+
+    def describe(self) -> str:
+        """A short multi-line summary, printed by each notebook's first cell."""
+        lines = [f"preset: {self.name}  (set {ENV_VAR}=tiny|laptop|paper to change)"]
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if dataclasses.is_dataclass(value):
+                body = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(value).items())
+                lines.append(f"  {field.name}: {body}")
+        return "\n".join(lines)
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(
+        name="tiny",
+        seed=0,
+        mdn_toy=MDNToy(n_samples=400, hidden=24, n_gaussians=5, steps=300, lr=1e-2),
+        cmaes_toy=CMAESToy(gif_generations=12, popsize=24, dim=4, n_seeds=2, max_evals=4000),
+    ),
+    "laptop": Preset(
+        name="laptop",
+        seed=0,
+        mdn_toy=MDNToy(n_samples=2000, hidden=48, n_gaussians=5, steps=3000, lr=5e-3),
+        cmaes_toy=CMAESToy(gif_generations=60, popsize=24, dim=10, n_seeds=7, max_evals=40000),
+    ),
+    "paper": Preset(
+        name="paper",
+        seed=0,
+        # The toys are not in the paper; 5 Gaussians is the paper's MDN-RNN mixture size
+        # (arXiv 1803.10122, section A.3), the rest is simply larger.
+        mdn_toy=MDNToy(n_samples=10000, hidden=64, n_gaussians=5, steps=10000, lr=3e-3),
+        cmaes_toy=CMAESToy(gif_generations=80, popsize=24, dim=10, n_seeds=21, max_evals=100000),
+    ),
+}
+
+
+def get_preset(name: str | None = None) -> Preset:
+    """Return the preset called ``name``, or the one ``WMTUTOR_PRESET`` names (default laptop).
+
+    Raises:
+        ValueError: the name is not one of the presets; the message lists them.
+    """
+    if name is None:
+        name = os.environ.get(ENV_VAR, "").strip() or DEFAULT
+    key = name.strip().lower()
+    if key not in PRESETS:
+        where = f" (from ${ENV_VAR})" if os.environ.get(ENV_VAR) == name else ""
+        raise ValueError(
+            f"unknown preset {name!r}{where}: expected one of {', '.join(sorted(PRESETS))}"
+        )
+    return PRESETS[key]
