@@ -1,0 +1,266 @@
+"""Pictures: every figure and GIF of the course is drawn here, used by notebooks and toy/.
+
+Plot functions take an ``ax`` (so a notebook can show one panel per step) and the
+``*_figure`` functions compose them (so a script can save the whole story at once).
+GIFs are written with Pillow through ``save_gif`` and shown inline with ``show_gif``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.patches import Ellipse
+from PIL import Image
+
+from wmtutor.utils import atomic_path
+
+DATA_STYLE = {"s": 4, "alpha": 0.25, "color": "tab:blue", "label": "data"}
+
+# ---------------------------------------------------------------------------------------
+# Notebook 01: the MDN toy
+
+
+def plot_toy_data(ax: plt.Axes, x: torch.Tensor, y: torch.Tensor, title: str = "") -> None:
+    """Scatter the inverse problem: x on the horizontal axis, the y to predict vertically."""
+    ax.scatter(x.squeeze(-1), y.squeeze(-1), **DATA_STYLE)
+    ax.set(xlabel="x (input)", ylabel="y (to predict)", title=title or "the inverse problem")
+
+
+def plot_mse_fit(
+    ax: plt.Axes, x: torch.Tensor, y: torch.Tensor, xs: torch.Tensor, y_pred: torch.Tensor
+) -> None:
+    """The data with the MSE network's prediction ``y_pred`` along the grid ``xs``."""
+    plot_toy_data(ax, x, y, title="MSE network: predicts the average")
+    ax.plot(xs.squeeze(-1), y_pred.squeeze(-1), color="tab:red", lw=2.5, label="MSE fit")
+    ax.legend(loc="upper left")
+
+
+def plot_mdn_samples(
+    ax: plt.Axes,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    xs: torch.Tensor,
+    samples: torch.Tensor,
+    tau: float = 1.0,
+) -> None:
+    """The data with one MDN sample of y per point of the grid ``xs``."""
+    plot_toy_data(ax, x, y, title=f"MDN samples (tau = {tau:g})")
+    ax.scatter(xs.squeeze(-1), samples.squeeze(-1), s=5, color="tab:red", label="MDN samples")
+    ax.legend(loc="upper left")
+
+
+def plot_mixture(
+    axes: Sequence[plt.Axes], xs: torch.Tensor, logit_pi: torch.Tensor, mu: torch.Tensor
+) -> None:
+    """Left: each component's weight pi_k(x). Right: its mean mu_k(x), drawn only where
+    the component carries weight (its opacity is pi_k), so the branches appear."""
+    pi = torch.softmax(logit_pi, dim=-2)[..., 0].numpy()  # (N, K)
+    mu = mu[..., 0].numpy()
+    x = xs.squeeze(-1).numpy()
+    colors = plt.cm.tab10(np.arange(pi.shape[1]))
+    for k in range(pi.shape[1]):
+        axes[0].plot(x, pi[:, k], color=colors[k], lw=2, label=f"k={k}")
+        axes[1].scatter(x, mu[:, k], s=6, color=colors[k], alpha=np.clip(pi[:, k], 0.02, 1))
+    axes[0].set(xlabel="x", ylabel="pi_k(x)", title="mixture weights", ylim=(0, 1.02))
+    axes[0].legend(loc="upper right", fontsize=7, ncol=2)
+    axes[1].set(xlabel="x", ylabel="mu_k(x)", title="component means (opacity = weight)")
+
+
+def mdn_toy_figure(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    xs: torch.Tensor,
+    y_mse: torch.Tensor,
+    samples: torch.Tensor,
+    logit_pi: torch.Tensor,
+    mu: torch.Tensor,
+) -> plt.Figure:
+    """The whole MDN toy story in one 2x2 figure (data + MSE, MDN samples, weights, means)."""
+    fig, axes = plt.subplots(2, 2, figsize=(10, 8), constrained_layout=True)
+    plot_mse_fit(axes[0, 0], x, y, xs, y_mse)
+    plot_mdn_samples(axes[0, 1], x, y, xs, samples)
+    plot_mixture(axes[1], xs, logit_pi, mu)
+    return fig
+
+
+def plot_losses(ax: plt.Axes, curves: dict[str, Sequence[float]], ylabel: str = "loss") -> None:
+    """Training curves, one line per name."""
+    for name, values in curves.items():
+        ax.plot(values, label=name)
+    ax.set(xlabel="step", ylabel=ylabel, title="training curves")
+    ax.legend()
+
+
+# ---------------------------------------------------------------------------------------
+# Notebook 02: CMA-ES
+
+
+def covariance_ellipse(mean: np.ndarray, cov: np.ndarray, n_std: float = 2.0, **kw) -> Ellipse:
+    """The ``n_std``-sigma contour of N(mean, cov) in 2-D, as a matplotlib patch."""
+    eigvals, eigvecs = np.linalg.eigh(cov)
+    angle = np.degrees(np.arctan2(eigvecs[1, -1], eigvecs[0, -1]))
+    width, height = 2 * n_std * np.sqrt(np.maximum(eigvals[::-1], 0))
+    return Ellipse(mean, width, height, angle=angle, fill=False, **kw)
+
+
+def plot_cmaes_state(
+    ax: plt.Axes,
+    g: dict,
+    optimum: np.ndarray,
+    background: np.ndarray | None = None,
+    lim: tuple[float, float] = (-5.0, 15.0),
+    title: str = "",
+) -> None:
+    """One generation of a 2-D CMA-ES: population (red), the mean it was sampled around
+    (green), the optimum (blue star) and the 2-sigma ellipse of sigma^2 C.
+
+    ``g`` is one entry of ``minimize(..., record=True).history``; ``background`` an
+    optional ``log10 f`` image over ``lim`` x ``lim`` (see ``landscape``).
+    """
+    if background is not None:
+        ax.imshow(background, extent=(*lim, *lim), origin="lower", cmap="Greys_r", alpha=0.8)
+    ax.add_patch(covariance_ellipse(g["mean"], g["sigma"] ** 2 * g["C"], color="tab:green", lw=2))
+    ax.scatter(g["X"][:, 0], g["X"][:, 1], s=18, color="tab:red", label="population")
+    ax.scatter(*g["mean"], s=60, color="tab:green", edgecolor="k", label="mean", zorder=3)
+    ax.scatter(
+        *optimum, s=160, marker="*", color="tab:blue", edgecolor="k", label="optimum", zorder=3
+    )
+    ax.set(xlim=lim, ylim=lim, xticks=[], yticks=[], title=title)
+
+
+def landscape(f, lim: tuple[float, float] = (-5.0, 15.0), n: int = 300) -> np.ndarray:
+    """``log10(f + 1e-3)`` on an ``n x n`` grid over ``lim`` x ``lim``: a background image."""
+    grid = np.linspace(*lim, n)
+    X, Y = np.meshgrid(grid, grid)
+    return np.log10(f(np.stack([X, Y], axis=-1)) + 1e-3)
+
+
+def plot_cmaes_history(axes: Sequence[plt.Axes], history: list[dict]) -> None:
+    """Three panels over generations: best f so far, the step size sigma, and the axis
+    lengths sigma * sqrt(eigenvalues of C) of the search distribution."""
+    gens = np.arange(1, len(history) + 1)
+    best = np.minimum.accumulate([g["f"].min() for g in history])
+    axes[0].semilogy(gens, best)
+    axes[0].set(xlabel="generation", ylabel="best f so far", title="progress")
+    axes[1].semilogy(gens, [g["sigma"] for g in history])
+    axes[1].set(xlabel="generation", ylabel="sigma", title="step size")
+    axes_len = np.array([g["sigma"] * np.sqrt(np.linalg.eigvalsh(g["C"])) for g in history])
+    axes[2].semilogy(gens, axes_len)
+    axes[2].set(xlabel="generation", ylabel="sigma * sqrt(eig C)", title="axes of the ellipse")
+
+
+def cmaes_frames(
+    runs: dict[str, list[dict]],
+    f,
+    optimum: np.ndarray,
+    lim: tuple[float, float] = (-5.0, 15.0),
+    dpi: int = 70,
+) -> list[Image.Image]:
+    """GIF frames, one per generation: a ``plot_cmaes_state`` panel for each named run
+    (e.g. ours and pycma) and a last panel with best f per generation so far.
+
+    ``runs`` maps a label to ``minimize(..., record=True).history``.
+    """
+    background = landscape(f, lim)
+    n_frames = max(len(h) for h in runs.values())
+    best = {k: np.minimum.accumulate([g["f"].min() for g in h]) for k, h in runs.items()}
+    frames = []
+    for t in range(n_frames):
+        fig, axes = plt.subplots(
+            1, len(runs) + 1, figsize=(4.2 * (len(runs) + 1), 4.2), dpi=dpi, constrained_layout=True
+        )
+        for ax, (label, hist) in zip(axes, runs.items(), strict=False):
+            i = min(t, len(hist) - 1)
+            plot_cmaes_state(ax, hist[i], optimum, background, lim, f"{label}: generation {i + 1}")
+        axes[0].legend(loc="lower right", fontsize=7)
+        ax = axes[-1]
+        for label, b in best.items():
+            ax.semilogy(np.arange(1, len(b) + 1)[: t + 1], b[: t + 1], label=label)
+        lo = max(min(b.min() for b in best.values()), 1e-12) / 2
+        ax.set(
+            xlim=(1, n_frames),
+            ylim=(lo, max(b.max() for b in best.values()) * 2),
+            xlabel="generation",
+            ylabel="best f",
+            title="best so far",
+        )
+        ax.legend(fontsize=8)
+        frames.append(figure_to_image(fig))
+        plt.close(fig)
+    return frames
+
+
+def plot_evals_to_target(ax: plt.Axes, rows: list[dict]) -> None:
+    """Grouped bars of the median evaluations to target, per function and backend."""
+    functions = list(dict.fromkeys(r["function"] for r in rows))
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    width = 0.8 / len(backends)
+    for i, backend in enumerate(backends):
+        vals = [
+            next(r["median_evals"] for r in rows if r["function"] == fn and r["backend"] == backend)
+            for fn in functions
+        ]
+        ax.bar(np.arange(len(functions)) + i * width, vals, width, label=backend)
+    ax.set_xticks(np.arange(len(functions)) + width * (len(backends) - 1) / 2, functions)
+    ax.set(ylabel="median evaluations to f < target", title="CMA-ES: ours vs pycma")
+    ax.legend()
+
+
+# ---------------------------------------------------------------------------------------
+# Images and GIFs
+
+
+def figure_to_image(fig: plt.Figure) -> Image.Image:
+    """Render a matplotlib figure to a Pillow RGB image (no display needed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Save a figure as PNG atomically (the old file survives a failed save)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return Path(path)
+
+
+def save_gif(
+    frames: Sequence[Image.Image | np.ndarray],
+    path: str | os.PathLike,
+    fps: float = 8,
+    last_frame_hold: float = 1.5,
+) -> Path:
+    """Write frames (Pillow images or ``(H, W, 3)`` uint8 arrays) as a looping GIF, atomically.
+
+    The last frame is held ``last_frame_hold`` seconds so the end result can be seen.
+    """
+    if len(frames) == 0:
+        raise ValueError(f"no frames to write to {path}")
+    images = [f if isinstance(f, Image.Image) else Image.fromarray(np.asarray(f)) for f in frames]
+    durations = [int(1000 / fps)] * len(images)
+    durations[-1] += int(1000 * last_frame_hold)
+    with atomic_path(path) as tmp:
+        images[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=durations,
+            loop=0,
+            optimize=True,
+        )
+    return Path(path)
+
+
+def show_gif(path: str | os.PathLike):
+    """Display a GIF inline in a notebook (the bytes are embedded in the notebook)."""
+    from IPython.display import Image as IPImage
+
+    return IPImage(data=Path(path).read_bytes(), format="gif")
