@@ -11,6 +11,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from wmtutor.cli import add_preset_argument
 from wmtutor.cmaes import evals_to_target, make_es, minimize
 from wmtutor.presets import get_preset
 from wmtutor.toys import FUNCTIONS, SCHAFFER_OPTIMUM, SCHAFFER_SIGMA0, SCHAFFER_X0, schaffer
@@ -19,9 +20,7 @@ from wmtutor.viz import cmaes_frames, plot_evals_to_target, save_figure, save_gi
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--preset", default=None, help="tiny | laptop | paper (default: $WMTUTOR_PRESET or laptop)"
-    )
+    add_preset_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("assets"), help="output folder")
     args = parser.parse_args()
     P = get_preset(args.preset)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from wmtutor.cli import add_preset_argument
 from wmtutor.presets import get_preset
 from wmtutor.toys import MDNNet, MSENet, fit, inverse_problem
 from wmtutor.utils import seed_everything
@@ -18,9 +19,7 @@ from wmtutor.viz import mdn_toy_figure, save_figure
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--preset", default=None, help="tiny | laptop | paper (default: $WMTUTOR_PRESET or laptop)"
-    )
+    add_preset_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("assets"), help="output folder")
     args = parser.parse_args()
 

@@ -12,6 +12,13 @@ import sys
 from wmtutor.presets import ENV_VAR, PRESETS, get_preset
 
 
+def add_preset_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--preset`` flag every command and script shares."""
+    parser.add_argument(
+        "--preset", default=None, help=f"tiny | laptop | paper (default: ${ENV_VAR} or laptop)"
+    )
+
+
 def cmd_presets(args: argparse.Namespace) -> None:
     names = sorted(PRESETS) if args.all else [get_preset(args.preset).name]
     for name in names:
@@ -24,9 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("presets", help="show the active preset (or all) and its sizes")
-    p.add_argument(
-        "--preset", default=None, help=f"tiny | laptop | paper (default: ${ENV_VAR} or laptop)"
-    )
+    add_preset_argument(p)
     p.add_argument("--all", action="store_true", help="show every preset")
     p.set_defaults(func=cmd_presets)
     return parser

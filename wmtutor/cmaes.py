@@ -180,12 +180,15 @@ class CMAES:
         )
         self.C = (self.C + self.C.T) / 2
 
-        # Step size last: it uses p_sigma only (44).
+        # Step size last: it uses p_sigma only (44). Not in the tutorial: the change is
+        # capped at a factor e per generation, as pycma does, so that one freak
+        # generation cannot blow sigma up.
         self.sigma *= math.exp(min(1.0, (cs / self.d_sigma) * (ps_norm / self.chi_n - 1)))
 
     # ----------------------------------------------------------------------------------
     def _update_eigen(self) -> None:
-        """Refresh B, D from C, at most every ~n/10 / (c_1 + c_mu) generations (O(n^3))."""
+        """Refresh B, D from C (O(n^3)) once every ~lambda / (10 n (c_1 + c_mu)) generations:
+        C changes little per generation, so sampling from a slightly old B, D is fine."""
         lag = self.generation - self._eigen_generation
         if self.generation == 0 or lag > self.popsize / (self.c_1 + self.c_mu) / self.n / 10:
             eigvals, self.B = np.linalg.eigh(self.C)
