@@ -329,11 +329,12 @@ def minimize(
     while es.best_f >= target and es.evaluations < max_evals:
         if max_generations is not None and es.generation >= max_generations:
             break
-        before = (es.mean.copy(), es.sigma, es.C.copy()) if record else None
+        if record:  # the distribution this generation is sampled from
+            snapshot = {"mean": es.mean.copy(), "sigma": es.sigma, "C": es.C.copy()}
         X = es.ask()
         fx = np.array([f(x) for x in X])
         if record:
-            history.append({"X": X, "f": fx, "mean": before[0], "sigma": before[1], "C": before[2]})
+            history.append({"X": X, "f": fx, **snapshot})
         es.tell(X, fx)
     return MinimizeResult(
         evaluations=es.evaluations,

@@ -141,11 +141,16 @@ def landscape(f, lim: tuple[float, float] = (-5.0, 15.0), n: int = 300) -> np.nd
     return np.log10(f(np.stack([X, Y], axis=-1)) + 1e-3)
 
 
+def best_so_far(history: list[dict]) -> np.ndarray:
+    """Best f found up to each generation of a recorded run: shape ``(generations,)``."""
+    return np.minimum.accumulate([g["f"].min() for g in history])
+
+
 def plot_cmaes_history(axes: Sequence[plt.Axes], history: list[dict]) -> None:
     """Three panels over generations: best f so far, the step size sigma, and the axis
     lengths sigma * sqrt(eigenvalues of C) of the search distribution."""
     gens = np.arange(1, len(history) + 1)
-    best = np.minimum.accumulate([g["f"].min() for g in history])
+    best = best_so_far(history)
     axes[0].semilogy(gens, best)
     axes[0].set(xlabel="generation", ylabel="best f so far", title="progress")
     axes[1].semilogy(gens, [g["sigma"] for g in history])
@@ -169,7 +174,7 @@ def cmaes_frames(
     """
     background = landscape(f, lim)
     n_frames = max(len(h) for h in runs.values())
-    best = {k: np.minimum.accumulate([g["f"].min() for g in h]) for k, h in runs.items()}
+    best = {k: best_so_far(h) for k, h in runs.items()}
     frames = []
     for t in range(n_frames):
         fig, axes = plt.subplots(
