@@ -7,6 +7,9 @@ One module per component, read top to bottom:
 * ``mdn``     -- mixture density head, NLL, sampling with temperature (M's output)
 * ``cmaes``   -- CMA-ES from scratch, and pycma behind the same interface (trains C)
 * ``toys``    -- the toy problems of notebooks 01 and 02
+* ``envs``    -- the games as 64×64 frames, and their action adapters
+* ``rollouts``-- random policies; gathering episodes to disk in parallel, resumable
+* ``datasets``-- streaming frame and sequence datasets over the rollout files
 * ``viz``     -- every figure and GIF
 * ``cli``     -- the ``wmtutor`` command
 """

@@ -2,14 +2,21 @@
 
 wmtutor presets            # the active preset and every size in it
 wmtutor presets --all      # all three presets
+wmtutor gather --env doom  # record the preset's random rollouts of a game (resumable)
+
+Every command reads the same preset (``--preset`` or ``$WMTUTOR_PRESET``) and writes
+under the same runs folder as the notebooks, so one reuses what the other made.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
+from wmtutor.envs import GAMES
 from wmtutor.presets import ENV_VAR, PRESETS, get_preset
+from wmtutor.rollouts import POLICIES
 
 
 def add_preset_argument(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +32,37 @@ def cmd_presets(args: argparse.Namespace) -> None:
         print(PRESETS[name].describe())
 
 
+def cmd_gather(args: argparse.Namespace) -> None:
+    from wmtutor.rollouts import gather, rollouts_dir
+
+    preset = get_preset(args.preset)
+    data = preset.game(args.env).data
+    out = args.out or rollouts_dir(args.env, preset)
+    n_rollouts = data.n_rollouts if args.rollouts is None else args.rollouts
+    print(f"{args.env} ({GAMES[args.env].gym_id}) -> {out}", flush=True)
+    start = time.perf_counter()
+    manifest = gather(
+        args.env,
+        n_rollouts,
+        out,
+        policy=args.policy or data.policy,
+        max_steps=args.max_steps or data.max_steps,
+        frame_skip=args.frame_skip or data.frame_skip,
+        min_length=data.min_length if args.min_length is None else args.min_length,
+        seed=preset.seed if args.seed is None else args.seed,
+        workers=args.workers,
+        preset=preset.name,
+        progress=not args.quiet,
+    )
+    seconds = time.perf_counter() - start
+    lengths = [e["length"] for e in manifest["files"]]
+    print(
+        f"{manifest['n_rollouts']} rollouts, {manifest['frames']} frames "
+        f"(length {min(lengths)}-{max(lengths)}, mean {sum(lengths) / len(lengths):.0f}), "
+        f"{manifest['bytes'] / 2**20:.1f} MiB, {seconds:.1f} s"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wmtutor", description="World Models, step by step: the course's command line."
@@ -34,6 +72,39 @@ def build_parser() -> argparse.ArgumentParser:
     add_preset_argument(p)
     p.add_argument("--all", action="store_true", help="show every preset")
     p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser(
+        "gather",
+        help="record random rollouts of a game (resumable)",
+        description="Play a game with a random policy and write one compressed .npz per "
+        "episode, in parallel worker processes. Re-running the same command resumes: "
+        "finished episodes are kept. Defaults come from the preset.",
+    )
+    p.add_argument("--env", required=True, choices=list(GAMES), help="the game")
+    p.add_argument(
+        "--policy",
+        choices=list(POLICIES),
+        help="white: a new random action each step; brownian: smooth random actions; "
+        "held: a random action held 1-10 steps (default: the preset's for this game)",
+    )
+    p.add_argument("--rollouts", type=int, help="episodes to record (default: the preset's)")
+    p.add_argument(
+        "--workers", type=int, help="worker processes (default: one per core; 1: no workers)"
+    )
+    p.add_argument("--out", help="folder for the rollouts (default: runs/<env>/<preset>/rollouts)")
+    p.add_argument(
+        "--max-steps", type=int, help="episode cap in agent steps (default: the preset's)"
+    )
+    p.add_argument("--frame-skip", type=int, help="game frames per agent step (default: preset)")
+    p.add_argument(
+        "--min-length",
+        type=int,
+        help="replace episodes that end before this many steps (default: the preset's)",
+    )
+    p.add_argument("--seed", type=int, help="base seed; episode i gets its own derived seed")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_preset_argument(p)
+    p.set_defaults(func=cmd_gather)
     return parser
 
 
@@ -41,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except ValueError as err:  # bad input: one clear line, no traceback
+    except (ValueError, ImportError, FileNotFoundError) as err:  # one clear line, no traceback
         print(f"wmtutor {args.command}: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -55,6 +55,24 @@ class CMAESToy:
 
 
 @dataclass(frozen=True)
+class Data:
+    """Notebook 03: the random rollouts of one game (``wmtutor gather``)."""
+
+    n_rollouts: int  # episodes to record
+    max_steps: int  # episode cap, in agent steps (after frame skip)
+    policy: str  # white | brownian | held (see wmtutor.rollouts.POLICIES)
+    frame_skip: int = 1  # game frames per agent step (the action is repeated)
+    min_length: int = 0  # an episode that *ends* (dies) sooner is replaced; 0 keeps all
+
+
+@dataclass(frozen=True)
+class Game:
+    """Every size that depends on the game. Later stages add their sections here."""
+
+    data: Data
+
+
+@dataclass(frozen=True)
 class Preset:
     """All sizes of one named preset, one section per stage of the course."""
 
@@ -62,15 +80,35 @@ class Preset:
     seed: int
     mdn_toy: MDNToy
     cmaes_toy: CMAESToy
+    carracing: Game
+    doom: Game
+    pong: Game
+
+    def game(self, name: str) -> Game:
+        """The per-game sizes of ``name`` (carracing, doom or pong)."""
+        games = [f.name for f in dataclasses.fields(self) if f.type in (Game, "Game")]
+        if name not in games:
+            raise ValueError(f"unknown game {name!r}: expected one of {', '.join(games)}")
+        return getattr(self, name)
 
     def describe(self) -> str:
         """A short multi-line summary, printed by each notebook's first cell."""
         lines = [f"preset: {self.name}  (set {ENV_VAR}=tiny|laptop|paper to change)"]
+
+        def section(label: str, value: object, indent: str) -> None:
+            fields = dataclasses.fields(value)
+            if all(dataclasses.is_dataclass(getattr(value, f.name)) for f in fields):
+                lines.append(f"{indent}{label}:")
+                for f in fields:
+                    section(f.name, getattr(value, f.name), indent + "  ")
+            else:
+                body = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(value).items())
+                lines.append(f"{indent}{label}: {body}")
+
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if dataclasses.is_dataclass(value):
-                body = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(value).items())
-                lines.append(f"  {field.name}: {body}")
+                section(field.name, value, "  ")
         return "\n".join(lines)
 
 
@@ -80,12 +118,19 @@ PRESETS: dict[str, Preset] = {
         seed=0,
         mdn_toy=MDNToy(n_samples=400, hidden=24, n_gaussians=5, steps=300, lr=1e-2),
         cmaes_toy=CMAESToy(gif_generations=12, popsize=24, dim=4, n_seeds=2, max_evals=4000),
+        carracing=Game(data=Data(n_rollouts=3, max_steps=40, policy="brownian")),
+        doom=Game(data=Data(n_rollouts=3, max_steps=60, policy="held", min_length=10)),
+        pong=Game(data=Data(n_rollouts=3, max_steps=60, policy="held", frame_skip=4)),
     ),
     "laptop": Preset(
         name="laptop",
         seed=0,
         mdn_toy=MDNToy(n_samples=2000, hidden=48, n_gaussians=5, steps=3000, lr=5e-3),
         cmaes_toy=CMAESToy(gif_generations=60, popsize=24, dim=10, n_seeds=7, max_evals=40000),
+        # About 4 minutes of gathering on 2 cores for the three games together.
+        carracing=Game(data=Data(n_rollouts=64, max_steps=500, policy="brownian")),
+        doom=Game(data=Data(n_rollouts=500, max_steps=2100, policy="held", min_length=100)),
+        pong=Game(data=Data(n_rollouts=50, max_steps=1000, policy="held", frame_skip=4)),
     ),
     "paper": Preset(
         name="paper",
@@ -94,6 +139,15 @@ PRESETS: dict[str, Preset] = {
         # (arXiv 1803.10122, section A.3), the rest is simply larger.
         mdn_toy=MDNToy(n_samples=10000, hidden=64, n_gaussians=5, steps=10000, lr=3e-3),
         cmaes_toy=CMAESToy(gif_generations=80, popsize=24, dim=10, n_seeds=21, max_evals=100000),
+        # 10,000 random rollouts per game (paper, section 3.1 / 4.1). CarRacing's episodes
+        # are the environment's own 1000 steps; the paper's agent acted at random, we use
+        # smooth "brownian" random actions, which cover more of the track.
+        carracing=Game(data=Data(n_rollouts=10_000, max_steps=1000, policy="brownian")),
+        # Doom: actions held for 1-10 frames, a 2100-step cap, episodes under ~100 frames
+        # dropped (original code, doomrnn/extract.py; paper section 4.2).
+        doom=Game(data=Data(n_rollouts=10_000, max_steps=2100, policy="held", min_length=100)),
+        # Pong is not in the paper: ALE's v5 defaults (frame skip 4), the same data budget.
+        pong=Game(data=Data(n_rollouts=10_000, max_steps=2000, policy="held", frame_skip=4)),
     ),
 }
 

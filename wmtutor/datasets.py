@@ -1,0 +1,256 @@
+"""Streaming datasets over rollout files: memory is bounded by a buffer, not by the data.
+
+Ten thousand rollouts are ten million frames (120 GB as uint8): they never fit in memory,
+and earlier implementations that loaded everything could not even hold 2,000 episodes in
+16 GB. These datasets read one file at a time and mix items through a *shuffle buffer*
+of fixed size:
+
+* ``FrameDataset`` yields single frames, ``(64, 64, 3)`` uint8, for the VAE.
+* ``SequenceDataset`` yields fixed-length windows over episodes (dicts of
+  ``(seq_len, ...)`` arrays plus a ``mask``), for the MDN-RNN.
+
+Both are ``torch.utils.data.IterableDataset``\\ s: wrap them in a ``DataLoader`` to batch
+(``DataLoader(FrameDataset(dir), batch_size=100)`` gives ``(100, 64, 64, 3)`` uint8
+tensors); with ``num_workers > 0`` each worker reads its own share of the files.
+Memory at any moment is the buffer (``buffer_size`` items, copied out of their files)
+plus the one file being read, whatever the number of files.
+
+A file that cannot be read (cut short, corrupt, wrong shapes) raises ``RolloutFileError``
+naming it; with ``skip_corrupt=True`` it is skipped with a warning instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import IterableDataset, get_worker_info
+
+MANIFEST = "manifest.json"
+TIME_KEYS = ("frames", "actions", "rewards", "terminated", "truncated", "positions")
+
+
+class RolloutFileError(ValueError):
+    """A rollout file that cannot be read; the message names the file and what to do."""
+
+
+def load_rollout(path: str | os.PathLike, keys: Sequence[str] | None = None) -> dict:
+    """Read a rollout ``.npz`` (all arrays, or only ``keys``) and check its shapes.
+
+    Raises:
+        RolloutFileError: the file is missing, cut short, corrupt, lacks a key, or its
+            arrays disagree on the episode length.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in keys or () if k not in data.files]
+            if missing:
+                raise KeyError(f"no {', '.join(missing)} (it has {', '.join(data.files)})")
+            out = {k: data[k] for k in (keys or data.files)}
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        raise RolloutFileError(
+            f"{path}: cannot read this rollout file ({type(err).__name__}: {err}). It is "
+            "corrupt or was cut short: delete it and re-run `wmtutor gather` to replace it, "
+            "or pass skip_corrupt=True to skip it."
+        ) from err
+    lengths = {k: len(v) for k, v in out.items() if k in TIME_KEYS or k in ("mu", "logvar")}
+    if len(set(lengths.values())) > 1:
+        raise RolloutFileError(f"{path}: arrays of different lengths {lengths}")
+    frames = out.get("frames")
+    if frames is not None and (frames.ndim != 4 or frames.shape[1:] != (64, 64, 3)):
+        raise RolloutFileError(f"{path}: frames of shape {frames.shape}, expected (T, 64, 64, 3)")
+    if frames is not None and frames.dtype != np.uint8:
+        raise RolloutFileError(f"{path}: frames of dtype {frames.dtype}, expected uint8")
+    return out
+
+
+def read_manifest(folder: str | os.PathLike) -> dict:
+    """The ``manifest.json`` of a rollout folder (see ``wmtutor.rollouts.gather``)."""
+    path = Path(folder) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path} not found: {folder} is not a rollout folder (make one with `wmtutor gather`)"
+        ) from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(manifest, dict) or "config" not in manifest or "files" not in manifest:
+        raise ValueError(f"{path} is not a wmtutor rollout manifest (no 'config' or 'files')")
+    return manifest
+
+
+def rollout_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """The rollout files of a folder (those its manifest lists), or a list of files as given."""
+    if isinstance(source, (str, os.PathLike)):
+        folder = Path(source)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is not a folder of rollouts")
+        if (folder / MANIFEST).exists():
+            files = [folder / e["file"] for e in read_manifest(folder)["files"]]
+        else:
+            files = sorted(folder.glob("*.npz"))
+        if not files:
+            raise FileNotFoundError(f"{folder} holds no rollout files (run `wmtutor gather`)")
+        return files
+    return [Path(p) for p in source]
+
+
+class _Streaming(IterableDataset):
+    """Files in a (per-epoch) shuffled order, split across DataLoader workers."""
+
+    def __init__(self, source, *, buffer_size: int, shuffle: bool, seed: int, skip_corrupt: bool):
+        if buffer_size < 1:
+            raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
+        self.files = rollout_files(source)
+        self.buffer_size = int(buffer_size)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.skip_corrupt = skip_corrupt
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """A new shuffle order per epoch (call before each epoch, as with DistributedSampler)."""
+        self.epoch = int(epoch)
+
+    def _rng_and_files(self) -> tuple[np.random.Generator, list[Path]]:
+        info = get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        order_rng = np.random.default_rng([self.seed, self.epoch])  # same order in all workers
+        files = list(self.files)
+        if self.shuffle:
+            files = [files[i] for i in order_rng.permutation(len(files))]
+        rng = np.random.default_rng([self.seed, self.epoch, worker + 1])
+        return rng, files[worker::n_workers]
+
+    def _load(self, path: Path, keys: Sequence[str]) -> dict | None:
+        try:
+            return load_rollout(path, keys)
+        except RolloutFileError as err:
+            if not self.skip_corrupt:
+                raise
+            warnings.warn(f"skipping {err}", stacklevel=3)
+            return None
+
+    def _items(self, rng: np.random.Generator, files: list[Path]) -> Iterator:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator:
+        rng, files = self._rng_and_files()
+        items = self._items(rng, files)
+        if not self.shuffle:
+            yield from items
+            return
+        buffer: list = []
+        for item in items:  # reservoir-style: a random buffered item leaves, the new one enters
+            if len(buffer) < self.buffer_size:
+                buffer.append(item)
+                continue
+            i = int(rng.integers(len(buffer)))
+            yield buffer[i]
+            buffer[i] = item
+        for i in rng.permutation(len(buffer)):
+            yield buffer[i]
+
+
+class FrameDataset(_Streaming):
+    """Every frame of every rollout, one ``(64, 64, 3)`` uint8 array at a time, shuffled.
+
+    Args:
+        source: a rollout folder or a list of ``.npz`` files.
+        buffer_size: frames held for shuffling (12 KB each: 8192 frames = 100 MB).
+        shuffle: shuffle the file order and mix frames through the buffer.
+        seed: the shuffle's seed (the order also changes with ``set_epoch``).
+        skip_corrupt: skip unreadable files with a warning instead of raising.
+    """
+
+    def __init__(
+        self,
+        source,
+        buffer_size: int = 8192,
+        shuffle: bool = True,
+        seed: int = 0,
+        skip_corrupt: bool = False,
+    ):
+        super().__init__(
+            source, buffer_size=buffer_size, shuffle=shuffle, seed=seed, skip_corrupt=skip_corrupt
+        )
+
+    def _items(self, rng: np.random.Generator, files: list[Path]) -> Iterator[np.ndarray]:
+        for path in files:
+            data = self._load(path, ["frames"])
+            if data is not None:
+                for frame in data["frames"]:
+                    yield frame.copy()  # a copy: a view would keep the whole file alive
+
+
+class SequenceDataset(_Streaming):
+    """Windows of ``seq_len`` consecutive steps over each rollout, for the MDN-RNN.
+
+    Each item is a dict of ``keys`` arrays shaped ``(seq_len, ...)`` plus ``mask``
+    ``(seq_len,)`` float32 (1 for real steps, 0 for padding). Windows tile each episode
+    and one always ends on its last step (so the moment of death is never dropped); the
+    tiling starts at a random offset each epoch. An episode shorter than ``seq_len``
+    gives one window, padded with zeros at the end.
+
+    Args:
+        source: a rollout folder or a list of ``.npz`` files.
+        seq_len: steps per window.
+        keys: which arrays to cut into windows.
+        buffer_size: windows held for shuffling.
+        shuffle, seed, skip_corrupt: as for ``FrameDataset``.
+    """
+
+    def __init__(
+        self,
+        source,
+        seq_len: int,
+        keys: Sequence[str] = ("frames", "actions", "rewards", "terminated"),
+        buffer_size: int = 256,
+        shuffle: bool = True,
+        seed: int = 0,
+        skip_corrupt: bool = False,
+    ):
+        if seq_len < 1:
+            raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+        super().__init__(
+            source, buffer_size=buffer_size, shuffle=shuffle, seed=seed, skip_corrupt=skip_corrupt
+        )
+        self.seq_len = int(seq_len)
+        self.keys = tuple(keys)
+
+    def window_starts(self, length: int, rng: np.random.Generator | None) -> list[int]:
+        """Where this epoch's windows start in an episode of ``length`` steps."""
+        if length <= self.seq_len:
+            return [0]
+        last = length - self.seq_len
+        offset = int(rng.integers(self.seq_len)) if rng is not None else 0
+        starts = list(range(offset, last + 1, self.seq_len))
+        if not starts or starts[-1] != last:
+            starts.append(last)
+        return starts
+
+    def _items(self, rng: np.random.Generator, files: list[Path]) -> Iterator[dict]:
+        for path in files:
+            data = self._load(path, self.keys)
+            if data is None:
+                continue
+            length = len(data[self.keys[0]])
+            for start in self.window_starts(length, rng if self.shuffle else None):
+                n = min(self.seq_len, length - start)
+                item = {}
+                for key in self.keys:
+                    window = np.zeros((self.seq_len, *data[key].shape[1:]), data[key].dtype)
+                    window[:n] = data[key][start : start + n]
+                    item[key] = window
+                mask = np.zeros(self.seq_len, np.float32)
+                mask[:n] = 1
+                item["mask"] = mask
+                yield item

@@ -1,0 +1,346 @@
+"""The three games, seen as the paper sees them: 64×64×3 uint8 frames, through Gymnasium.
+
+``make_env(name)`` gives a Gymnasium environment whose observation is a ``(64, 64, 3)``
+uint8 frame, for
+
+* ``"carracing"`` -- Gymnasium's ``CarRacing-v3`` (box2d): continuous steer, gas, brake.
+* ``"doom"`` -- ViZDoom's ``VizdoomTakeCover-v1`` (the ``vizdoom`` package's own Gymnasium
+  id): dodge fireballs by moving left or right.
+* ``"pong"`` -- ``ALE/Pong-v5`` from ``ale-py`` (the ROM ships with it).
+
+How each raw frame becomes 64×64 (the crop is per game, the resize is shared):
+
+=========  ============  =================================================================
+game       raw frame     crop, then resize to 64×64
+=========  ============  =================================================================
+carracing  96×96         keep the top 84 rows: the dashboard (speed, ABS, gyro) is dropped
+doom       240×320       keep the top 5/6 (200 rows), the framing of the original code
+                         (``frame[0:400]`` of 480); this ViZDoom config draws no status bar
+pong       210×160       rows 34-193: the playing field between the two white walls (the
+                         score above it is dropped)
+=========  ============  =================================================================
+
+**The resize filter** is Pillow's ``BILINEAR`` for every game (``RESIZE_FILTER``). When it
+shrinks, Pillow widens the filter by the scale factor, so every source pixel counts
+(antialiased); the original code's ``scipy.misc.imresize`` was also Pillow's bilinear.
+A different filter (nearest, say) gives visibly different frames -- Pong's 2-pixel ball
+flickers in and out -- and a VAE trained on one does not transfer to the other.
+
+Rendering is always ``rgb_array``: nothing needs a display, a window or xvfb.
+
+Each environment carries an ``adapter`` (an ``ActionAdapter``) that turns the controller's
+outputs (numbers in [-1, 1]) into the game's actions, as the paper does, and turns
+recorded actions into the features M reads.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from PIL import Image
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame (CarRacing) never opens a window
+
+FRAME_SHAPE = (64, 64, 3)
+RESIZE_FILTER = Image.Resampling.BILINEAR
+DOOM_MAX_STEPS = 2100  # the paper's cap for DoomTakeCover (about 60 s at 35 tics/s)
+
+
+# ---------------------------------------------------------------------------------------
+# Frames
+
+
+def to_frame(raw: np.ndarray, crop: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Crop a raw ``(H, W, 3)`` uint8 frame and resize it to ``(64, 64, 3)`` uint8."""
+    image = Image.fromarray(np.ascontiguousarray(crop(raw)))
+    return np.asarray(image.resize(FRAME_SHAPE[:2][::-1], RESIZE_FILTER))
+
+
+def crop_carracing(raw: np.ndarray) -> np.ndarray:
+    """(96, 96, 3) -> (84, 96, 3): the road without the dashboard."""
+    return raw[:84]
+
+
+def crop_doom(raw: np.ndarray) -> np.ndarray:
+    """(240, 320, 3) -> (200, 320, 3): the top 5/6, as the original code cropped 400 of 480."""
+    return raw[: raw.shape[0] * 5 // 6]
+
+
+def crop_pong(raw: np.ndarray) -> np.ndarray:
+    """(210, 160, 3) -> (160, 160, 3): the field between the walls, without the score."""
+    return raw[34:194]
+
+
+# ---------------------------------------------------------------------------------------
+# Action adapters: controller outputs in [-1, 1] -> the game's actions
+
+
+class ActionAdapter:
+    """Maps the controller's ``size`` outputs to a game action, and actions to M's features.
+
+    ``adapter(y)`` takes ``y`` of shape ``(..., size)`` with values in [-1, 1] (a tanh) and
+    returns the game's action (batched over the leading axes). ``adapter.features(actions)``
+    turns recorded actions ``(T, ...)`` into float32 ``(T, action_dim)``, the ``a`` in M's
+    input ``[z, a]``.
+    """
+
+    size: int  # outputs the controller produces
+    action_dim: int  # width of M's action input
+    names: tuple[str, ...]  # what each output (or action) means, for plots
+
+    def __call__(self, y: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def features(self, actions: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class CarRacingActions(ActionAdapter):
+    """The paper's mapping: steer = y0, gas = (y1 + 1) / 2, brake = clip(y2, 0, 1)."""
+
+    size = 3
+    action_dim = 3
+    names = ("steer", "gas", "brake")
+
+    def __call__(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float32)
+        if y.shape[-1:] != (3,):
+            raise ValueError(f"CarRacing needs 3 controller outputs, got shape {y.shape}")
+        return np.stack([y[..., 0], (y[..., 1] + 1) / 2, np.clip(y[..., 2], 0, 1)], axis=-1)
+
+    def features(self, actions: np.ndarray) -> np.ndarray:
+        return np.asarray(actions, dtype=np.float32).reshape(len(actions), 3)
+
+
+class ThreeWayActions(ActionAdapter):
+    """One output thresholded at ±1/3 (the paper's Doom controller): low / stay / high.
+
+    ``low``, ``stay`` and ``high`` are indices into the game's ``Discrete(n)`` actions.
+    M reads a recorded action as a one-hot vector over all ``n`` actions (random policies
+    use every action the game has, not only these three).
+    """
+
+    size = 1
+
+    def __init__(self, n: int, low: int, stay: int, high: int, names: tuple[str, ...]):
+        self.action_dim = n
+        self.low, self.stay, self.high = low, stay, high
+        self.names = names
+
+    def __call__(self, y: np.ndarray) -> int | np.ndarray:
+        y = np.asarray(y, dtype=np.float32)
+        if y.shape[-1:] != (1,):
+            raise ValueError(f"this game needs 1 controller output, got shape {y.shape}")
+        y = y[..., 0]
+        action = np.where(y < -1 / 3, self.low, np.where(y > 1 / 3, self.high, self.stay))
+        return int(action) if action.ndim == 0 else action
+
+    def features(self, actions: np.ndarray) -> np.ndarray:
+        actions = np.asarray(actions, dtype=np.int64).reshape(-1)
+        if actions.size and (actions.min() < 0 or actions.max() >= self.action_dim):
+            raise ValueError(f"actions must lie in 0..{self.action_dim - 1}, got {actions}")
+        return np.eye(self.action_dim, dtype=np.float32)[actions]
+
+
+def doom_actions(env: gym.Env) -> ThreeWayActions:
+    """Left / stay / right, read off the wrapper's button map (it is not documented)."""
+    import vizdoom
+
+    game = env.unwrapped
+    buttons = list(game.game.get_available_buttons())
+    pressed = [tuple(int(b) for b in combo) for combo in game.button_map]
+
+    def index(button: Any | None) -> int:
+        want = tuple(int(b == button) for b in buttons)
+        return pressed.index(want)
+
+    return ThreeWayActions(
+        n=len(pressed),
+        low=index(vizdoom.Button.MOVE_LEFT),
+        stay=index(None),
+        high=index(vizdoom.Button.MOVE_RIGHT),
+        names=("left", "stay", "right"),
+    )
+
+
+def pong_actions(env: gym.Env) -> ThreeWayActions:
+    """Down / stay / up: in Pong, ALE's RIGHT moves the paddle up and LEFT moves it down."""
+    meanings = list(env.unwrapped.get_action_meanings())
+    return ThreeWayActions(
+        n=len(meanings),
+        low=meanings.index("LEFT"),
+        stay=meanings.index("NOOP"),
+        high=meanings.index("RIGHT"),
+        names=("down", "stay", "up"),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The games
+
+
+@dataclass(frozen=True)
+class GameSpec:
+    """How to build one game and see it as 64×64 frames."""
+
+    gym_id: str
+    package: str  # the pip package that provides it
+    module: str  # imported before gym.make (it registers the id)
+    crop: Callable[[np.ndarray], np.ndarray]
+    make_adapter: Callable[[gym.Env], ActionAdapter]
+    native_frame_skip: str | None  # gym.make keyword for the game's own frame skip
+    default_max_steps: int | None  # our cap in agent steps; None keeps the game's own
+    blurb: str
+
+
+GAMES: dict[str, GameSpec] = {
+    "carracing": GameSpec(
+        gym_id="CarRacing-v3",
+        package="gymnasium[box2d]",
+        module="Box2D",
+        crop=crop_carracing,
+        make_adapter=lambda env: CarRacingActions(),
+        native_frame_skip=None,
+        default_max_steps=None,  # the game's own 1000 steps
+        blurb="drive a random track from pixels; +1000/N per new tile, -0.1 per frame",
+    ),
+    "doom": GameSpec(
+        gym_id="VizdoomTakeCover-v1",
+        package="vizdoom",
+        module="vizdoom.gymnasium_wrapper",
+        crop=crop_doom,
+        make_adapter=doom_actions,
+        native_frame_skip="frame_skip",
+        default_max_steps=DOOM_MAX_STEPS,
+        blurb="dodge fireballs; +1 per tic survived (the scenario's living_reward)",
+    ),
+    "pong": GameSpec(
+        gym_id="ALE/Pong-v5",
+        package="ale-py",
+        module="ale_py",
+        crop=crop_pong,
+        make_adapter=pong_actions,
+        native_frame_skip="frameskip",
+        default_max_steps=None,  # ALE's own limit (108,000 frames)
+        blurb="return the ball; +1 per point won, -1 per point lost, 21 points a game",
+    ),
+}
+
+
+def _import_game_package(name: str) -> None:
+    spec = GAMES[name]
+    try:
+        module = importlib.import_module(spec.module)
+    except ImportError as err:
+        raise ImportError(
+            f"the {name!r} game needs the {spec.package!r} package, which is not installed "
+            f"({err}). Install it with: pip install '{spec.package}' "
+            "(or reinstall wmtutor: pip install -e .)"
+        ) from err
+    if name == "pong":
+        module.ALEInterface.setLoggerMode(module.LoggerMode.Error)  # no banner per process
+        gym.register_envs(module)
+
+
+class GameEnv(gym.Wrapper):
+    """A game whose observations are 64×64×3 uint8 frames (see the module docstring).
+
+    Attributes:
+        name: carracing, doom or pong.
+        adapter: the game's ``ActionAdapter``.
+        raw_frame: the last full-size frame the game produced (for pictures).
+        frame_skip: game frames per agent step.
+        max_steps: episode cap in agent steps (None: the game's own).
+
+    ``info["position"]`` gives the car's (x, y) on CarRacing (for coverage plots).
+    """
+
+    def __init__(self, name: str, env: gym.Env, frame_skip: int, max_steps: int | None):
+        super().__init__(env)
+        self.name = name
+        self.game_spec = GAMES[name]
+        self.adapter = self.game_spec.make_adapter(env)
+        self.frame_skip = frame_skip
+        self.max_steps = max_steps
+        self.observation_space = gym.spaces.Box(0, 255, FRAME_SHAPE, np.uint8)
+        self.raw_frame: np.ndarray | None = None
+
+    def _frame(self, obs: Any) -> np.ndarray:
+        raw = obs["screen"] if isinstance(obs, dict) else obs
+        self.raw_frame = raw
+        return to_frame(raw, self.game_spec.crop)
+
+    def _info(self, info: dict) -> dict:
+        if self.name == "carracing":
+            car = self.env.unwrapped.car
+            if car is not None:
+                info = dict(info, position=np.array(car.hull.position, dtype=np.float32))
+        return info
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        return self._frame(obs), self._info(info)
+
+    def step(self, action: Any):
+        # Games with their own frame skip (Doom, Pong) get it from gym.make; CarRacing
+        # repeats the action here and sums the rewards.
+        repeats = 1 if self.game_spec.native_frame_skip else self.frame_skip
+        total = 0.0
+        for _ in range(repeats):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return self._frame(obs), total, terminated, truncated, self._info(info)
+
+
+def make_env(
+    name: str,
+    *,
+    frame_skip: int = 1,
+    max_steps: int | None = None,
+    **options: Any,
+) -> GameEnv:
+    """Build a game whose observations are ``(64, 64, 3)`` uint8 frames.
+
+    Args:
+        name: ``"carracing"``, ``"doom"`` or ``"pong"``.
+        frame_skip: game frames per agent step (the action is repeated, rewards summed).
+        max_steps: episode cap in agent steps; ends the episode with ``truncated=True``.
+            Default: 2100 for Doom (the paper's cap), the game's own limit otherwise.
+        **options: passed to ``gymnasium.make`` (e.g. ``domain_randomize=True`` for
+            CarRacing, ``repeat_action_probability=0.0`` for Pong).
+
+    Raises:
+        ValueError: an unknown game, a bad frame_skip or max_steps, or a render mode
+            other than ``rgb_array`` (nothing here opens a window).
+        ImportError: the game's package is missing; the message says what to install.
+    """
+    if name not in GAMES:
+        raise ValueError(f"unknown game {name!r}: expected one of {', '.join(GAMES)}")
+    if not isinstance(frame_skip, (int, np.integer)) or frame_skip < 1:
+        raise ValueError(f"frame_skip must be an integer >= 1, got {frame_skip!r}")
+    if max_steps is not None and (not isinstance(max_steps, (int, np.integer)) or max_steps < 1):
+        raise ValueError(f"max_steps must be a positive integer or None, got {max_steps!r}")
+    render_mode = options.pop("render_mode", "rgb_array")
+    if render_mode != "rgb_array":
+        raise ValueError(
+            f"render_mode={render_mode!r}: wmtutor renders headless, only 'rgb_array' is "
+            "supported (no window, no display, no xvfb)"
+        )
+    spec = GAMES[name]
+    _import_game_package(name)
+    max_steps = spec.default_max_steps if max_steps is None else int(max_steps)
+    kwargs = dict(options, render_mode="rgb_array")
+    if spec.native_frame_skip:
+        kwargs[spec.native_frame_skip] = int(frame_skip)
+    if max_steps is not None:  # gym.make's TimeLimit counts inner steps
+        kwargs["max_episode_steps"] = max_steps * (1 if spec.native_frame_skip else frame_skip)
+    env = gym.make(spec.gym_id, **kwargs)
+    return GameEnv(name, env, frame_skip=int(frame_skip), max_steps=max_steps)
