@@ -49,6 +49,7 @@ assets: setup
 
 bench: setup
 	$(BIN)/python benchmarks/cmaes_vs_pycma.py
+	$(BIN)/python benchmarks/gather.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

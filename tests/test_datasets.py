@@ -7,13 +7,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from wmtutor.datasets import (
-    FrameDataset,
-    RolloutFileError,
-    SequenceDataset,
-    load_rollout,
-    rollout_files,
-)
+from wmtutor.datasets import FrameDataset, SequenceDataset, rollout_files
+from wmtutor.rollouts import RolloutFileError, load_rollout
 
 
 def write_rollouts(folder, lengths, seed=0):

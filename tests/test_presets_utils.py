@@ -58,3 +58,17 @@ def test_runs_dir_honours_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("WMTUTOR_RUNS", str(tmp_path / "r"))
     path = runs_dir("toys", "tiny")
     assert path == tmp_path / "r" / "toys" / "tiny" and path.is_dir()
+
+
+def test_every_game_has_data_sizes_and_paper_has_the_papers():
+    for preset in PRESETS.values():
+        for game in ("carracing", "doom", "pong"):
+            data = preset.game(game).data
+            assert data.n_rollouts >= 1 and data.max_steps >= 1 and data.frame_skip >= 1
+    paper = PRESETS["paper"]
+    assert paper.carracing.data.n_rollouts == paper.doom.data.n_rollouts == 10_000
+    assert paper.doom.data.max_steps == 2100 and paper.doom.data.min_length == 100
+    assert paper.doom.data.policy == "held"
+    assert "    data: n_rollouts=3" in PRESETS["tiny"].describe()
+    with pytest.raises(ValueError, match="unknown game 'quake'"):
+        paper.game("quake")

@@ -7,9 +7,8 @@ import pytest
 
 import wmtutor.rollouts as rollouts
 from wmtutor.cli import main as cli_main
-from wmtutor.datasets import load_rollout, read_manifest
 from wmtutor.envs import make_env
-from wmtutor.rollouts import gather, get_rollouts, rollout_seed
+from wmtutor.rollouts import gather, get_rollouts, load_rollout, read_manifest, rollout_seed
 
 PONG = dict(policy="held", max_steps=30, frame_skip=4)
 

@@ -21,70 +21,15 @@ naming it; with ``skip_corrupt=True`` it is skipped with a warning instead.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
-import zipfile
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
-MANIFEST = "manifest.json"
-TIME_KEYS = ("frames", "actions", "rewards", "terminated", "truncated", "positions")
-
-
-class RolloutFileError(ValueError):
-    """A rollout file that cannot be read; the message names the file and what to do."""
-
-
-def load_rollout(path: str | os.PathLike, keys: Sequence[str] | None = None) -> dict:
-    """Read a rollout ``.npz`` (all arrays, or only ``keys``) and check its shapes.
-
-    Raises:
-        RolloutFileError: the file is missing, cut short, corrupt, lacks a key, or its
-            arrays disagree on the episode length.
-    """
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in keys or () if k not in data.files]
-            if missing:
-                raise KeyError(f"no {', '.join(missing)} (it has {', '.join(data.files)})")
-            out = {k: data[k] for k in (keys or data.files)}
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as err:
-        raise RolloutFileError(
-            f"{path}: cannot read this rollout file ({type(err).__name__}: {err}). It is "
-            "corrupt or was cut short: delete it and re-run `wmtutor gather` to replace it, "
-            "or pass skip_corrupt=True to skip it."
-        ) from err
-    lengths = {k: len(v) for k, v in out.items() if k in TIME_KEYS or k in ("mu", "logvar")}
-    if len(set(lengths.values())) > 1:
-        raise RolloutFileError(f"{path}: arrays of different lengths {lengths}")
-    frames = out.get("frames")
-    if frames is not None and (frames.ndim != 4 or frames.shape[1:] != (64, 64, 3)):
-        raise RolloutFileError(f"{path}: frames of shape {frames.shape}, expected (T, 64, 64, 3)")
-    if frames is not None and frames.dtype != np.uint8:
-        raise RolloutFileError(f"{path}: frames of dtype {frames.dtype}, expected uint8")
-    return out
-
-
-def read_manifest(folder: str | os.PathLike) -> dict:
-    """The ``manifest.json`` of a rollout folder (see ``wmtutor.rollouts.gather``)."""
-    path = Path(folder) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"{path} not found: {folder} is not a rollout folder (make one with `wmtutor gather`)"
-        ) from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err})") from None
-    if not isinstance(manifest, dict) or "config" not in manifest or "files" not in manifest:
-        raise ValueError(f"{path} is not a wmtutor rollout manifest (no 'config' or 'files')")
-    return manifest
+from wmtutor.rollouts import MANIFEST, RolloutFileError, load_rollout, read_manifest
 
 
 def rollout_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:

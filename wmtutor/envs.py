@@ -100,6 +100,10 @@ class ActionAdapter:
     def features(self, actions: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def describe(self, action: Any) -> str:
+        """One action in words, e.g. ``steer -0.50, gas 0.75, brake 0.00`` or ``left (2)``."""
+        raise NotImplementedError
+
 
 class CarRacingActions(ActionAdapter):
     """The paper's mapping: steer = y0, gas = (y1 + 1) / 2, brake = clip(y2, 0, 1)."""
@@ -116,6 +120,9 @@ class CarRacingActions(ActionAdapter):
 
     def features(self, actions: np.ndarray) -> np.ndarray:
         return np.asarray(actions, dtype=np.float32).reshape(len(actions), 3)
+
+    def describe(self, action: Any) -> str:
+        return ", ".join(f"{n} {v:+.2f}" for n, v in zip(self.names, action, strict=True))
 
 
 class ThreeWayActions(ActionAdapter):
@@ -146,6 +153,10 @@ class ThreeWayActions(ActionAdapter):
         if actions.size and (actions.min() < 0 or actions.max() >= self.action_dim):
             raise ValueError(f"actions must lie in 0..{self.action_dim - 1}, got {actions}")
         return np.eye(self.action_dim, dtype=np.float32)[actions]
+
+    def describe(self, action: Any) -> str:
+        chosen = {self.low: self.names[0], self.stay: self.names[1], self.high: self.names[2]}
+        return f"{chosen.get(int(action), 'other')} (action {int(action)})"
 
 
 def doom_actions(env: gym.Env) -> ThreeWayActions:

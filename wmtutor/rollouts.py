@@ -39,18 +39,21 @@ import multiprocessing
 import os
 import time
 import warnings
-from collections.abc import Callable
+import zipfile
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from wmtutor.datasets import MANIFEST, RolloutFileError, load_rollout, read_manifest
 from wmtutor.envs import GAMES, GameEnv, make_env
 from wmtutor.presets import Preset, get_preset
 from wmtutor.utils import atomic_path, runs_dir
 
+MANIFEST = "manifest.json"
+TIME_KEYS = ("frames", "actions", "rewards", "terminated", "truncated", "positions")
 MAX_ATTEMPTS = 20  # tries per episode to get one at least min_length long
 
 # ---------------------------------------------------------------------------------------
@@ -189,6 +192,68 @@ def track_coverage(rollout: dict[str, np.ndarray]) -> float:
     rewards = np.where(rewards <= -50, rewards + 100, rewards)  # off the playfield
     frames = len(rewards) * int(rollout.get("frame_skip", 1))
     return float((rewards.sum() + 0.1 * frames) / 1000.0)
+
+
+def distance_driven(rollout: dict[str, np.ndarray]) -> float:
+    """CarRacing: the length of the car's path, in the game's units (a tile is ~6.7 long)."""
+    if "positions" not in rollout:
+        raise ValueError("distance_driven needs a CarRacing rollout (with 'positions')")
+    return float(np.linalg.norm(np.diff(rollout["positions"], axis=0), axis=1).sum())
+
+
+# ---------------------------------------------------------------------------------------
+# The files: one .npz per episode, and the folder's manifest
+
+
+class RolloutFileError(ValueError):
+    """A rollout file that cannot be read; the message names the file and what to do."""
+
+
+def load_rollout(path: str | os.PathLike, keys: Sequence[str] | None = None) -> dict:
+    """Read a rollout ``.npz`` (all arrays, or only ``keys``) and check its shapes.
+
+    Raises:
+        RolloutFileError: the file is missing, cut short, corrupt, lacks a key, or its
+            arrays disagree on the episode length.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in keys or () if k not in data.files]
+            if missing:
+                raise KeyError(f"no {', '.join(missing)} (it has {', '.join(data.files)})")
+            out = {k: data[k] for k in (keys or data.files)}
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        raise RolloutFileError(
+            f"{path}: cannot read this rollout file ({type(err).__name__}: {err}). It is "
+            "corrupt or was cut short: delete it and re-run `wmtutor gather` to replace it, "
+            "or pass skip_corrupt=True to skip it."
+        ) from err
+    lengths = {k: len(v) for k, v in out.items() if k in TIME_KEYS or k in ("mu", "logvar")}
+    if len(set(lengths.values())) > 1:
+        raise RolloutFileError(f"{path}: arrays of different lengths {lengths}")
+    frames = out.get("frames")
+    if frames is not None and (frames.ndim != 4 or frames.shape[1:] != (64, 64, 3)):
+        raise RolloutFileError(f"{path}: frames of shape {frames.shape}, expected (T, 64, 64, 3)")
+    if frames is not None and frames.dtype != np.uint8:
+        raise RolloutFileError(f"{path}: frames of dtype {frames.dtype}, expected uint8")
+    return out
+
+
+def read_manifest(folder: str | os.PathLike) -> dict:
+    """The ``manifest.json`` of a rollout folder (see ``wmtutor.rollouts.gather``)."""
+    path = Path(folder) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path} not found: {folder} is not a rollout folder (make one with `wmtutor gather`)"
+        ) from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(manifest, dict) or "config" not in manifest or "files" not in manifest:
+        raise ValueError(f"{path} is not a wmtutor rollout manifest (no 'config' or 'files')")
+    return manifest
 
 
 # ---------------------------------------------------------------------------------------
@@ -449,3 +514,29 @@ def get_rollouts(
         progress=progress,
     )
     return dict(manifest, dir=str(out_dir))
+
+
+def summarize(manifest: dict) -> dict:
+    """Sizes of a rollout folder: episodes, frames, lengths, disk, speed and returns.
+
+    ``frames_per_s`` is per worker process (frames over the seconds each episode took,
+    compression and writing included), for episodes gathered in this folder's runs.
+    """
+    files = manifest["files"]
+    lengths = np.array([e["length"] for e in files])
+    timed = [e for e in files if e.get("seconds")]
+    return {
+        "game": manifest["config"]["game"],
+        "policy": manifest["config"]["policy"],
+        "rollouts": len(files),
+        "frames": int(lengths.sum()),
+        "mean_length": float(lengths.mean()),
+        "min_length": int(lengths.min()),
+        "max_length": int(lengths.max()),
+        "mib": manifest["bytes"] / 2**20,
+        "kib_per_frame": manifest["bytes"] / 2**10 / max(1, lengths.sum()),
+        "frames_per_s": (
+            sum(e["length"] for e in timed) / sum(e["seconds"] for e in timed) if timed else None
+        ),
+        "mean_return": float(np.mean([e["return"] for e in files])),
+    }

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -22,6 +21,8 @@ def seed_everything(seed: int) -> np.random.Generator:
     """
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    import torch  # here, so that light processes (gathering workers) never load torch
+
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)

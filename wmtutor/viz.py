@@ -269,3 +269,96 @@ def show_gif(path: str | os.PathLike):
     from IPython.display import Image as IPImage
 
     return IPImage(data=Path(path).read_bytes(), format="gif")
+
+
+# ---------------------------------------------------------------------------------------
+# Notebook 03: the games and the data
+
+
+def upscale(frames: np.ndarray, k: int = 3) -> np.ndarray:
+    """Enlarge ``(..., H, W, 3)`` frames k times with square pixels (for GIFs people watch)."""
+    return np.repeat(np.repeat(np.asarray(frames), k, axis=-3), k, axis=-2)
+
+
+def tile_videos(videos: Sequence[np.ndarray], scale: int = 3, gap: int = 4) -> np.ndarray:
+    """Place ``(T_i, H, W, 3)`` videos side by side; a shorter one holds its last frame.
+
+    Returns ``(max T_i, H * scale, sum(W) * scale + gaps, 3)`` uint8.
+    """
+    length = max(len(v) for v in videos)
+    panels = []
+    for i, video in enumerate(videos):
+        video = np.asarray(video)
+        held = np.concatenate([video, np.repeat(video[-1:], length - len(video), axis=0)])
+        panels.append(upscale(held, scale))
+        if i < len(videos) - 1:
+            panels.append(np.full((length, panels[-1].shape[1], gap, 3), 255, np.uint8))
+    return np.concatenate(panels, axis=2)
+
+
+def raw_vs_frame_figure(samples: dict[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
+    """For each game, its raw frame (top) above the 64×64 observation made from it (bottom)."""
+    fig, axes = plt.subplots(2, len(samples), figsize=(3.4 * len(samples), 6.2), squeeze=False)
+    for col, (name, (raw, frame)) in enumerate(samples.items()):
+        axes[0, col].imshow(raw)
+        axes[0, col].set_title(f"{name}: raw {raw.shape[0]}×{raw.shape[1]}")
+        axes[1, col].imshow(frame)
+        axes[1, col].set_title(f"{name}: observation 64×64")
+        for ax in axes[:, col]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_track_coverage(ax: plt.Axes, rollout: dict, title: str = "") -> None:
+    """CarRacing: the track's centre line, and where the car went (coloured by time)."""
+    from wmtutor.rollouts import distance_driven, track_coverage
+
+    track, xy = rollout["track"], rollout["positions"]
+    loop = np.concatenate([track, track[:1]])
+    ax.plot(loop[:, 0], loop[:, 1], color="0.75", lw=6, solid_capstyle="round", label="track")
+    points = ax.scatter(xy[:, 0], xy[:, 1], c=np.arange(len(xy)), cmap="plasma", s=3)
+    ax.plot(*xy[0], "g^", ms=9, label="start")
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(
+        f"{title}: drove {distance_driven(rollout):.0f} units, "
+        f"touched {100 * track_coverage(rollout):.1f}% of the tiles"
+    )
+    ax.legend(loc="lower left", fontsize=8)
+    plt.colorbar(points, ax=ax, fraction=0.04, label="step")
+
+
+def plot_action_traces(ax: plt.Axes, actions: np.ndarray, names: Sequence[str], title: str) -> None:
+    """A continuous action over time, one line per dimension (steer, gas, brake)."""
+    actions = np.asarray(actions)
+    for j, name in enumerate(names):
+        ax.plot(actions[:, j], lw=1, label=name)
+    ax.set(xlabel="step", ylabel="action", title=title, ylim=(-1.1, 1.1))
+    ax.legend(loc="upper right", fontsize=8, ncol=len(names))
+
+
+def frame_grid(frames: np.ndarray, ncols: int = 8, scale: int = 2) -> np.ndarray:
+    """``(N, H, W, 3)`` frames as one image of ``ncols`` columns (1-pixel white grid)."""
+    frames = upscale(np.asarray(frames), scale)
+    n, h, w, _ = frames.shape
+    nrows = -(-n // ncols)
+    grid = np.full((nrows * (h + 1) + 1, ncols * (w + 1) + 1, 3), 255, np.uint8)
+    for i, frame in enumerate(frames):
+        r, c = divmod(i, ncols)
+        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = frame
+    return grid
+
+
+def format_table(rows: Sequence[dict], formats: dict[str, str]) -> str:
+    """A plain-text table: one column per key of ``formats`` (its value a format spec).
+
+    A ``None`` cell prints as ``-``. Example: ``format_table(rows, {"game": "", "mib": ".1f"})``.
+    """
+    cells = [[k for k in formats]]
+    for row in rows:
+        cells.append(["-" if row[k] is None else format(row[k], f) for k, f in formats.items()])
+    widths = [max(len(r[j]) for r in cells) for j in range(len(formats))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells)
