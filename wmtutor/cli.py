@@ -3,6 +3,8 @@
 wmtutor presets            # the active preset and every size in it
 wmtutor presets --all      # all three presets
 wmtutor gather --env doom  # record the preset's random rollouts of a game (resumable)
+wmtutor train-vae --env doom   # train V on them (resumable, a checkpoint per epoch)
+wmtutor encode --env doom      # every rollout -> its latent mu, logvar (M's data)
 
 Every command reads the same preset (``--preset`` or ``$WMTUTOR_PRESET``) and writes
 under the same runs folder as the notebooks, so one reuses what the other made.
@@ -63,6 +65,54 @@ def cmd_gather(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_train_vae(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from wmtutor.rollouts import rollouts_dir
+    from wmtutor.vae import train_vae, vae_dir
+
+    preset = get_preset(args.preset)
+    config = preset.game(args.env).vae
+    changes = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "precision", "z_dim")}
+    config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+    rollouts = args.rollouts_dir or rollouts_dir(args.env, preset)
+    out = args.out or vae_dir(args.env, preset)
+    print(f"V for {args.env}: {rollouts} -> {out}/vae.pt\n  {config}", flush=True)
+    log = train_vae(
+        rollouts,
+        out,
+        config,
+        seed=preset.seed,
+        restart=args.restart,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    epochs = [r for r in log if r["kind"] == "epoch"]
+    for row in epochs:
+        speed = f", {row['frames_per_s']:.0f} frames/s" if "frames_per_s" in row else ""
+        print(
+            f"epoch {row['epoch']}: held-out loss {row['loss']:.1f} "
+            f"(recon {row['recon']:.1f}, KL {row['kl']:.1f}){speed}"
+        )
+
+
+def cmd_encode(args: argparse.Namespace) -> None:
+    from wmtutor.rollouts import rollouts_dir
+    from wmtutor.vae import encode_rollouts, latents_dir, vae_dir
+
+    preset = get_preset(args.preset)
+    vae = args.vae or vae_dir(args.env, preset) / "vae.pt"
+    rollouts = args.rollouts_dir or rollouts_dir(args.env, preset)
+    out = args.out or latents_dir(args.env, preset)
+    start = time.perf_counter()
+    manifest = encode_rollouts(vae, rollouts, out, device=args.device, progress=not args.quiet)
+    seconds = time.perf_counter() - start
+    print(
+        f"{manifest['n_rollouts']} rollouts, {manifest['frames']} frames -> {out} "
+        f"(z_dim {manifest['config']['z_dim']}, {seconds:.1f} s)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wmtutor", description="World Models, step by step: the course's command line."
@@ -105,6 +155,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_preset_argument(p)
     p.set_defaults(func=cmd_gather)
+
+    p = sub.add_parser(
+        "train-vae",
+        help="train V (the VAE) on a game's rollouts (resumable)",
+        description="Train the convolutional VAE on the frames of the rollouts, streaming "
+        "them from disk. A checkpoint is written after each epoch; re-running resumes "
+        "after the last one. Defaults come from the preset.",
+    )
+    p.add_argument("--env", required=True, choices=list(GAMES), help="the game")
+    p.add_argument("--rollouts-dir", help="rollout folder (default: runs/<env>/<preset>/rollouts)")
+    p.add_argument(
+        "--out", help="folder for vae.pt and vae_log.jsonl (default: runs/<env>/<preset>)"
+    )
+    p.add_argument("--epochs", type=int, help="total epochs (default: the preset's)")
+    p.add_argument("--batch-size", type=int, help="frames per batch (default: the preset's)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default: the preset's)")
+    p.add_argument("--z-dim", type=int, help="latent size (default: the preset's)")
+    p.add_argument(
+        "--precision", choices=("fp32", "bf16"), help="bf16: autocast (default: the preset's)"
+    )
+    p.add_argument("--restart", action="store_true", help="train from scratch, replacing vae.pt")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_preset_argument(p)
+    p.set_defaults(func=cmd_train_vae)
+
+    p = sub.add_parser(
+        "encode",
+        help="encode every rollout into V's latent statistics (mu, logvar)",
+        description="Run V's encoder over every frame of every rollout and write one file "
+        "per rollout with mu and logvar (T, z_dim) beside the actions, rewards and dones: "
+        "the MDN-RNN's training data. Re-running encodes only what is missing.",
+    )
+    p.add_argument("--env", required=True, choices=list(GAMES), help="the game")
+    p.add_argument("--vae", help="checkpoint (default: runs/<env>/<preset>/vae.pt)")
+    p.add_argument("--rollouts-dir", help="rollout folder (default: runs/<env>/<preset>/rollouts)")
+    p.add_argument("--out", help="output folder (default: runs/<env>/<preset>/latents)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_preset_argument(p)
+    p.set_defaults(func=cmd_encode)
     return parser
 
 

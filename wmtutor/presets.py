@@ -66,10 +66,24 @@ class Data:
 
 
 @dataclass(frozen=True)
+class VAE:
+    """Notebook 04: V, the convolutional VAE (``wmtutor train-vae``)."""
+
+    z_dim: int  # size of the latent z
+    epochs: int  # passes over the training frames
+    batch_size: int
+    lr: float  # Adam
+    kl_tolerance: float = 0.5  # the KL is free up to kl_tolerance * z_dim per frame
+    precision: str = "fp32"  # fp32 | bf16 (autocast on the matrix multiplies)
+    buffer_size: int = 8192  # frames in the streaming shuffle buffer (12 KB each)
+
+
+@dataclass(frozen=True)
 class Game:
     """Every size that depends on the game. Later stages add their sections here."""
 
     data: Data
+    vae: VAE
 
 
 @dataclass(frozen=True)
@@ -118,9 +132,18 @@ PRESETS: dict[str, Preset] = {
         seed=0,
         mdn_toy=MDNToy(n_samples=400, hidden=24, n_gaussians=5, steps=300, lr=1e-2),
         cmaes_toy=CMAESToy(gif_generations=12, popsize=24, dim=4, n_seeds=2, max_evals=4000),
-        carracing=Game(data=Data(n_rollouts=3, max_steps=40, policy="brownian")),
-        doom=Game(data=Data(n_rollouts=3, max_steps=60, policy="held", min_length=10)),
-        pong=Game(data=Data(n_rollouts=3, max_steps=60, policy="held", frame_skip=4)),
+        carracing=Game(
+            data=Data(n_rollouts=3, max_steps=40, policy="brownian"),
+            vae=VAE(z_dim=32, epochs=2, batch_size=32, lr=1e-3, buffer_size=256),
+        ),
+        doom=Game(
+            data=Data(n_rollouts=3, max_steps=60, policy="held", min_length=10),
+            vae=VAE(z_dim=64, epochs=2, batch_size=32, lr=1e-3, buffer_size=256),
+        ),
+        pong=Game(
+            data=Data(n_rollouts=3, max_steps=60, policy="held", frame_skip=4),
+            vae=VAE(z_dim=32, epochs=2, batch_size=32, lr=1e-3, buffer_size=256),
+        ),
     ),
     "laptop": Preset(
         name="laptop",
@@ -128,9 +151,18 @@ PRESETS: dict[str, Preset] = {
         mdn_toy=MDNToy(n_samples=2000, hidden=48, n_gaussians=5, steps=3000, lr=5e-3),
         cmaes_toy=CMAESToy(gif_generations=60, popsize=24, dim=10, n_seeds=7, max_evals=40000),
         # About 4 minutes of gathering on 2 cores for the three games together.
-        carracing=Game(data=Data(n_rollouts=64, max_steps=500, policy="brownian")),
-        doom=Game(data=Data(n_rollouts=500, max_steps=2100, policy="held", min_length=100)),
-        pong=Game(data=Data(n_rollouts=50, max_steps=1000, policy="held", frame_skip=4)),
+        carracing=Game(
+            data=Data(n_rollouts=64, max_steps=500, policy="brownian"),
+            vae=VAE(z_dim=32, epochs=4, batch_size=64, lr=1e-3, precision="bf16"),
+        ),
+        doom=Game(
+            data=Data(n_rollouts=500, max_steps=2100, policy="held", min_length=100),
+            vae=VAE(z_dim=64, epochs=1, batch_size=64, lr=1e-3, precision="bf16"),
+        ),
+        pong=Game(
+            data=Data(n_rollouts=50, max_steps=1000, policy="held", frame_skip=4),
+            vae=VAE(z_dim=32, epochs=2, batch_size=64, lr=1e-3, precision="bf16"),
+        ),
     ),
     "paper": Preset(
         name="paper",
@@ -142,12 +174,23 @@ PRESETS: dict[str, Preset] = {
         # 10,000 random rollouts per game (paper, section 3.1 / 4.1). CarRacing's episodes
         # are the environment's own 1000 steps; the paper's agent acted at random, we use
         # smooth "brownian" random actions, which cover more of the track.
-        carracing=Game(data=Data(n_rollouts=10_000, max_steps=1000, policy="brownian")),
+        # V: z = 32 for CarRacing, 64 for Doom; Adam lr 1e-4, batch 100, kl_tolerance 0.5
+        # (paper, appendix A.1); 10 epochs as in the original code (the paper says 1).
+        carracing=Game(
+            data=Data(n_rollouts=10_000, max_steps=1000, policy="brownian"),
+            vae=VAE(z_dim=32, epochs=10, batch_size=100, lr=1e-4),
+        ),
         # Doom: actions held for 1-10 frames, a 2100-step cap, episodes under ~100 frames
         # dropped (original code, doomrnn/extract.py; paper section 4.2).
-        doom=Game(data=Data(n_rollouts=10_000, max_steps=2100, policy="held", min_length=100)),
+        doom=Game(
+            data=Data(n_rollouts=10_000, max_steps=2100, policy="held", min_length=100),
+            vae=VAE(z_dim=64, epochs=10, batch_size=100, lr=1e-4),
+        ),
         # Pong is not in the paper: ALE's v5 defaults (frame skip 4), the same data budget.
-        pong=Game(data=Data(n_rollouts=10_000, max_steps=2000, policy="held", frame_skip=4)),
+        pong=Game(
+            data=Data(n_rollouts=10_000, max_steps=2000, policy="held", frame_skip=4),
+            vae=VAE(z_dim=32, epochs=10, batch_size=100, lr=1e-4),
+        ),
     ),
 }
 

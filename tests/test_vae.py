@@ -1,0 +1,172 @@
+"""V (wmtutor/vae.py): the paper's architecture, its loss, training that resumes, encoding."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from wmtutor.cli import main as cli_main
+from wmtutor.presets import VAE
+from wmtutor.rollouts import load_rollout, read_manifest
+from wmtutor.vae import (
+    ConvVAE,
+    encode_frames,
+    encode_rollouts,
+    kl_per_dimension,
+    load_checkpoint,
+    load_vae,
+    save_checkpoint,
+    to_frames,
+    to_input,
+    train_vae,
+    vae_loss,
+)
+
+TINY = VAE(z_dim=8, epochs=3, batch_size=16, lr=1e-3, buffer_size=64)
+
+
+def square_rollouts(folder, n_files=4, length=48, seed=0):
+    """Rollouts whose frames are a coloured square moving over a plain background."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n_files):
+        frames = np.zeros((length, 64, 64, 3), np.uint8)
+        frames[:] = rng.integers(0, 255, 3)
+        for t in range(length):
+            x, y = (t * 3 + 7 * i) % 48, (t * 2 + 11 * i) % 48
+            frames[t, y : y + 16, x : x + 16] = (255, 255, 255)
+        np.savez_compressed(
+            folder / f"rollout_{i:05d}.npz",
+            frames=frames,
+            actions=rng.integers(0, 3, length),
+            rewards=np.ones(length, np.float32),
+            terminated=np.arange(length) == length - 1,
+            truncated=np.zeros(length, bool),
+            seed=np.int64(i),
+        )
+    files = [
+        {"index": i, "file": f"rollout_{i:05d}.npz", "length": length, "bytes": 1}
+        for i in range(n_files)
+    ]
+    manifest = {"config": {"game": "squares"}, "files": files}
+    (folder / "manifest.json").write_text(__import__("json").dumps(manifest))
+    return folder
+
+
+def test_the_papers_architecture_and_parameter_count():
+    model = ConvVAE(32)
+    assert sum(p.numel() for p in model.parameters()) == 4_348_547
+    x = torch.rand(5, 3, 64, 64)
+    x_hat, mu, logvar = model(x)
+    assert x_hat.shape == (5, 3, 64, 64) and mu.shape == logvar.shape == (5, 32)
+    assert 0 <= x_hat.min() and x_hat.max() <= 1  # sigmoid output
+    assert ConvVAE(64).decode(torch.zeros(2, 64)).shape == (2, 3, 64, 64)
+    with pytest.raises(ValueError, match="z_dim"):
+        ConvVAE(0)
+
+
+def test_loss_is_summed_error_plus_floored_kl():
+    x = torch.zeros(2, 3, 64, 64)
+    x_hat = torch.full_like(x, 0.5)
+    zeros = torch.zeros(2, 4)
+    loss, recon, kl = vae_loss(x, x_hat, zeros, zeros, kl_tolerance=0.5)
+    assert recon.item() == pytest.approx(3 * 64 * 64 * 0.25)
+    assert kl.item() == pytest.approx(0.5 * 4)  # KL 0, floored at 0.5 * z_dim
+    mu = torch.full((2, 4), 2.0)
+    _, _, kl = vae_loss(x, x_hat, mu, zeros, kl_tolerance=0.5)
+    assert kl.item() == pytest.approx(0.5 * 4 * 4)  # 0.5 * sum(mu^2) above the floor
+    np.testing.assert_allclose(kl_per_dimension(mu, zeros).numpy(), 2.0)
+
+
+def test_frames_round_trip_through_the_input_format():
+    frames = np.random.default_rng(0).integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
+    x = to_input(frames)
+    assert x.shape == (3, 3, 64, 64) and x.dtype == torch.float32 and x.max() <= 1
+    np.testing.assert_array_equal(to_frames(x), frames)
+    with pytest.raises(ValueError, match="uint8 frames"):
+        to_input(frames.astype(np.float32))
+
+
+def test_training_lowers_the_held_out_loss(tmp_path):
+    data = square_rollouts(tmp_path / "data")
+    log = train_vae(data, tmp_path / "v", TINY, progress=False, log_every=2)
+    epochs = [r for r in log if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [0, 1, 2, 3]
+    assert epochs[-1]["recon"] < 0.7 * epochs[0]["recon"]
+    assert any(r["kind"] == "train" for r in log)
+    state = load_checkpoint(tmp_path / "v" / "vae.pt")
+    assert state["epoch"] == 3 and state["config"]["z_dim"] == 8
+
+
+def test_resuming_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    data = square_rollouts(tmp_path / "data")
+    config = dataclasses.replace(TINY, epochs=2)
+    train_vae(data, tmp_path / "straight", config, progress=False)
+    train_vae(data, tmp_path / "resumed", dataclasses.replace(config, epochs=1), progress=False)
+    log = train_vae(data, tmp_path / "resumed", config, progress=False)
+    assert [r["epoch"] for r in log if r["kind"] == "epoch"] == [0, 1, 2]
+    a = load_checkpoint(tmp_path / "straight" / "vae.pt")
+    b = load_checkpoint(tmp_path / "resumed" / "vae.pt")
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key])
+    assert a["optimizer"]["state"][0]["step"] == b["optimizer"]["state"][0]["step"]
+    before = (tmp_path / "resumed" / "vae.pt").read_bytes()
+    train_vae(data, tmp_path / "resumed", config, progress=False)  # nothing left to do
+    assert (tmp_path / "resumed" / "vae.pt").read_bytes() == before
+
+
+def test_mismatched_or_broken_checkpoints_are_clear_errors(tmp_path):
+    data = square_rollouts(tmp_path / "data")
+    train_vae(data, tmp_path / "v", dataclasses.replace(TINY, epochs=1), progress=False)
+    with pytest.raises(ValueError, match="trained with z_dim=8, not 16.*restart"):
+        train_vae(data, tmp_path / "v", dataclasses.replace(TINY, z_dim=16), progress=False)
+    with pytest.raises(ValueError, match="z_dim=8, but z_dim=64"):
+        load_vae(tmp_path / "v" / "vae.pt", z_dim=64)
+    save_checkpoint(tmp_path / "other.pt", model={}, config={"architecture": "Something"})
+    with pytest.raises(ValueError, match="other.pt: architecture 'Something'"):
+        load_vae(tmp_path / "other.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "v" / "vae.pt").read_bytes()[:1000])
+    with pytest.raises(ValueError, match="cut.pt: not a readable wmtutor checkpoint"):
+        load_vae(tmp_path / "cut.pt")
+    log = train_vae(
+        data, tmp_path / "v", dataclasses.replace(TINY, z_dim=16, epochs=1), restart=True,
+        progress=False,
+    )  # fmt: skip
+    assert load_vae(tmp_path / "v" / "vae.pt").z_dim == 16 and log[-1]["epoch"] == 1
+
+
+def test_encoded_files_line_up_with_the_rollouts(tmp_path):
+    data = square_rollouts(tmp_path / "data", n_files=3, length=20)
+    train_vae(data, tmp_path / "v", dataclasses.replace(TINY, epochs=1), progress=False)
+    manifest = encode_rollouts(tmp_path / "v" / "vae.pt", data, tmp_path / "z", progress=False)
+    model = load_vae(tmp_path / "v" / "vae.pt")
+    assert manifest == read_manifest(tmp_path / "z") and manifest["config"]["z_dim"] == 8
+    for entry in manifest["files"]:
+        rollout = load_rollout(data / entry["file"])
+        latent = load_rollout(tmp_path / "z" / entry["file"])
+        assert latent["mu"].shape == latent["logvar"].shape == (20, 8)
+        mu, logvar = encode_frames(model, rollout["frames"][5:6])
+        np.testing.assert_allclose(latent["mu"][5], mu[0], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(latent["logvar"][5], logvar[0], rtol=1e-4, atol=1e-5)
+        for key in ("actions", "rewards", "terminated", "truncated"):
+            np.testing.assert_array_equal(latent[key], rollout[key])
+    stamp = (tmp_path / "z" / "rollout_00000.npz").stat().st_mtime_ns
+    encode_rollouts(tmp_path / "v" / "vae.pt", data, tmp_path / "z", progress=False)
+    assert (tmp_path / "z" / "rollout_00000.npz").stat().st_mtime_ns == stamp  # kept
+    train_vae(data, tmp_path / "v", dataclasses.replace(TINY, epochs=2), progress=False)
+    encode_rollouts(tmp_path / "v" / "vae.pt", data, tmp_path / "z", progress=False)
+    assert (tmp_path / "z" / "rollout_00000.npz").stat().st_mtime_ns != stamp  # new V
+
+
+def test_cli_trains_and_encodes(tmp_path, capsys):
+    data = square_rollouts(tmp_path / "data", n_files=2, length=16)
+    common = ["--env", "pong", "--preset", "tiny", "--rollouts-dir", str(data), "--quiet"]
+    cli_main(["train-vae", *common, "--out", str(tmp_path / "v"), "--epochs", "1"])
+    assert "epoch 1: held-out loss" in capsys.readouterr().out
+    vae = str(tmp_path / "v" / "vae.pt")
+    cli_main(["encode", *common, "--vae", vae, "--out", str(tmp_path / "z")])
+    assert "2 rollouts, 32 frames" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["train-vae", *common, "--out", str(tmp_path / "v"), "--z-dim", "4"])
+    assert exit_info.value.code == 2 and "restart" in capsys.readouterr().err

@@ -1,0 +1,459 @@
+"""V: the convolutional variational autoencoder that turns a 64×64 frame into a small z.
+
+The paper's architecture exactly (Ha & Schmidhuber 2018, appendix A.1; the original code,
+hardmaru/WorldModelsExperiments, vae/vae.py):
+
+    encoder: 4 × [conv 4×4, stride 2, ReLU] with 32, 64, 128, 256 channels
+             (64 → 31 → 14 → 6 → 2), flatten 2·2·256 = 1024 → dense mu, dense logvar
+    decoder: dense z → 1024, reshape 1×1×1024,
+             4 × transposed conv, stride 2, with 128, 64, 32, 3 channels and kernels
+             5, 5, 6, 6 (1 → 5 → 13 → 30 → 64), ReLU between, sigmoid at the end
+
+For z = 32 that is 4,348,547 parameters. The loss is the original's: squared error
+summed over the pixels, plus the KL divergence to N(0, I) summed over z, floored at
+``kl_tolerance · z_dim`` per frame so that the model is free to use that much
+information without penalty (``kl_tolerance = 0.5``).
+
+This file also trains V from the streaming frame dataset (``train_vae``, resumable, a
+checkpoint per epoch) and encodes rollouts into latent statistics (``encode_rollouts``),
+the input of the MDN-RNN. Shapes: frames ``(B, 64, 64, 3)`` uint8 or ``(B, 3, 64, 64)``
+float in [0, 1]; ``z``, ``mu``, ``logvar`` ``(B, z_dim)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from wmtutor.presets import VAE, Preset, get_preset
+from wmtutor.rollouts import MANIFEST, load_rollout, read_manifest
+from wmtutor.utils import atomic_path, runs_dir
+
+ARCHITECTURE = "ConvVAE-v1"  # bump when the layers change: old checkpoints are then refused
+KL_TOLERANCE = 0.5
+
+
+# ---------------------------------------------------------------------------------------
+# The model, its loss, its sampling
+
+
+class ConvVAE(nn.Module):
+    """The World Models VAE. ``forward(x)`` returns ``(x_hat, mu, logvar)``."""
+
+    def __init__(self, z_dim: int = 32):
+        super().__init__()
+        if not isinstance(z_dim, int) or z_dim < 1:
+            raise ValueError(f"z_dim must be a positive integer, got {z_dim!r}")
+        self.z_dim = z_dim
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, 32, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 128, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(128, 256, 4, stride=2),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        self.fc_mu = nn.Linear(1024, z_dim)
+        self.fc_logvar = nn.Linear(1024, z_dim)
+        self.fc_decode = nn.Linear(z_dim, 1024)
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(1024, 128, 5, stride=2),
+            nn.ReLU(),
+            nn.ConvTranspose2d(128, 64, 5, stride=2),
+            nn.ReLU(),
+            nn.ConvTranspose2d(64, 32, 6, stride=2),
+            nn.ReLU(),
+            nn.ConvTranspose2d(32, 3, 6, stride=2),
+            nn.Sigmoid(),
+        )
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, 3, 64, 64)`` in [0, 1] -> ``mu, logvar``, each ``(B, z_dim)``."""
+        h = self.encoder(x)
+        return self.fc_mu(h), self.fc_logvar(h)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """``(B, z_dim)`` -> ``(B, 3, 64, 64)`` in [0, 1]."""
+        return self.decoder(self.fc_decode(z).view(-1, 1024, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encode(x)
+        z = reparameterize(mu, logvar)
+        return self.decode(z), mu, logvar
+
+
+def reparameterize(
+    mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """A sample z = mu + sigma * eps, eps ~ N(0, I): differentiable in mu and logvar."""
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def vae_loss(
+    x: torch.Tensor,
+    x_hat: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    kl_tolerance: float = KL_TOLERANCE,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The original's loss, averaged over the batch: ``(loss, recon, kl)``.
+
+    recon: squared error summed over the 3·64·64 pixel values of each frame.
+    kl: KL(N(mu, sigma²) || N(0, I)) summed over z, floored per frame at
+    ``kl_tolerance · z_dim`` (below that, the KL costs nothing).
+    """
+    recon = (x_hat.float() - x.float()).pow(2).sum(dim=(1, 2, 3))
+    mu, logvar = mu.float(), logvar.float()
+    kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
+    kl = torch.clamp(kl, min=kl_tolerance * mu.shape[1])
+    return (recon + kl).mean(), recon.mean(), kl.mean()
+
+
+def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Mean KL of each latent dimension over a batch, ``(z_dim,)``: which ones V uses."""
+    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean(dim=0)
+
+
+def to_input(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """uint8 frames ``(B, 64, 64, 3)`` -> float ``(B, 3, 64, 64)`` in [0, 1]."""
+    frames = torch.as_tensor(frames)
+    if frames.dtype != torch.uint8 or frames.shape[-3:] != (64, 64, 3):
+        shape = tuple(frames.shape)
+        raise ValueError(f"expected uint8 frames (B, 64, 64, 3), got {frames.dtype} {shape}")
+    return frames.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def to_frames(x: torch.Tensor) -> np.ndarray:
+    """Decoder output ``(B, 3, 64, 64)`` in [0, 1] -> uint8 frames ``(B, 64, 64, 3)``."""
+    return (x.detach().float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------
+# Checkpoints: plain tensors and numbers, loaded with weights_only=True
+
+
+def save_checkpoint(path: str | os.PathLike, **state) -> None:
+    """Write ``state`` (state dicts, numbers, strings) atomically with ``torch.save``."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint with ``weights_only=True``: tensors and plain data, never code."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # a cut-short or foreign file: say which, and what to do
+        raise ValueError(
+            f"{path}: not a readable wmtutor checkpoint ({type(err).__name__}: {err}); "
+            "delete it (or pass restart) to train from scratch"
+        ) from err
+
+
+def load_vae(path: str | os.PathLike, z_dim: int | None = None, device: str = "cpu") -> ConvVAE:
+    """The trained ``ConvVAE`` in checkpoint ``path``, in eval mode.
+
+    Raises:
+        ValueError: the checkpoint is not a ConvVAE of this architecture, or its z_dim is
+            not the ``z_dim`` asked for.
+    """
+    state = load_checkpoint(path, device)
+    config = state.get("config", {})
+    if config.get("architecture") != ARCHITECTURE:
+        raise ValueError(
+            f"{path}: architecture {config.get('architecture')!r}, expected {ARCHITECTURE!r}"
+        )
+    if z_dim is not None and config.get("z_dim") != z_dim:
+        raise ValueError(
+            f"{path} holds a VAE with z_dim={config.get('z_dim')}, but z_dim={z_dim} was asked "
+            "for: use the matching preset, or retrain with restart"
+        )
+    model = ConvVAE(config["z_dim"]).to(device)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+# ---------------------------------------------------------------------------------------
+# Training
+
+
+def vae_dir(game: str, preset: Preset | str | None = None) -> Path:
+    """Where the preset's V of ``game`` lives: ``runs/<game>/<preset>`` (vae.pt, its log)."""
+    preset = preset if isinstance(preset, Preset) else get_preset(preset)
+    return runs_dir(game, preset.name)
+
+
+def latents_dir(game: str, preset: Preset | str | None = None) -> Path:
+    """Where the encoded rollouts go: ``runs/<game>/<preset>/latents``."""
+    preset = preset if isinstance(preset, Preset) else get_preset(preset)
+    return runs_dir(game, preset.name, "latents")
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast for ``precision="bf16"``, else nothing."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision != "fp32":
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    return contextlib.nullcontext()
+
+
+def split_files(files: list[Path], val_fraction: float = 0.05) -> tuple[list[Path], list[Path]]:
+    """Hold out the last ``val_fraction`` of the rollout files (at least one) for validation."""
+    if len(files) < 2:
+        raise ValueError(f"need at least 2 rollout files to hold one out, got {len(files)}")
+    n_val = max(1, round(len(files) * val_fraction))
+    return files[:-n_val], files[-n_val:]
+
+
+def heldout_frames(files: list[Path], n: int) -> torch.Tensor:
+    """Up to ``n`` frames, evenly spaced in each held-out file, uint8 ``(n, 64, 64, 3)``.
+
+    Reads one file at a time, so memory is ``n`` frames whatever the number of files.
+    """
+    per_file = -(-n // len(files))
+    picked, total = [], 0
+    for path in files:
+        frames = load_rollout(path, ["frames"])["frames"]
+        idx = np.linspace(0, len(frames) - 1, min(per_file, len(frames), n - total)).round()
+        picked.append(frames[idx.astype(int)].copy())
+        total += len(picked[-1])
+        if total >= n:
+            break
+    return torch.from_numpy(np.concatenate(picked))
+
+
+@torch.no_grad()
+def evaluate(model: ConvVAE, frames: torch.Tensor, config: VAE, batch: int = 256) -> dict:
+    """Mean loss, recon and KL of ``model`` on uint8 ``frames`` (z sampled, as in training)."""
+    model.eval()
+    device = next(model.parameters()).device
+    totals, n = np.zeros(3), 0
+    generator = torch.Generator(device).manual_seed(0)
+    for i in range(0, len(frames), batch):
+        x = to_input(frames[i : i + batch]).to(device)
+        with autocast(config.precision, device):
+            mu, logvar = model.encode(x)
+            x_hat = model.decode(reparameterize(mu.float(), logvar.float(), generator))
+        parts = vae_loss(x, x_hat, mu, logvar, config.kl_tolerance)
+        totals += np.array([p.item() for p in parts]) * len(x)
+        n += len(x)
+    model.train()
+    return dict(zip(("loss", "recon", "kl"), (totals / n).tolist(), strict=True))
+
+
+def _read_log(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def train_vae(
+    rollouts: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: VAE,
+    *,
+    seed: int = 0,
+    restart: bool = False,
+    device: str | None = None,
+    val_frames: int = 1024,
+    log_every: int = 20,
+    progress: bool = True,
+) -> list[dict]:
+    """Train V on the frames of a rollout folder; return the log (one dict per row).
+
+    Writes into ``out_dir``: ``vae.pt`` (model, optimizer, epoch, config; atomically after
+    every epoch) and ``vae_log.jsonl`` (a ``train`` row every ``log_every`` steps and an
+    ``epoch`` row with the held-out loss after each epoch). Running it again resumes after
+    the last finished epoch with the same optimizer state; ``restart=True`` starts over.
+    A checkpoint trained with a different z_dim or architecture is refused.
+    """
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    from wmtutor.datasets import FrameDataset, rollout_files
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path, log_path = out_dir / "vae.pt", out_dir / "vae_log.jsonl"
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(seed)
+
+    train_files, val_files = split_files(rollout_files(rollouts))
+    val = heldout_frames(val_files, val_frames)
+    model = ConvVAE(config.z_dim).to(device)
+    fused = device.type in ("cpu", "cuda")
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=fused)
+    epoch, step, log = 0, 0, []
+    if ckpt_path.exists() and not restart:
+        state = load_checkpoint(ckpt_path, device)
+        old = state.get("config", {})
+        want = {"architecture": ARCHITECTURE, "z_dim": config.z_dim}
+        for key, value in want.items():
+            if old.get(key) != value:
+                raise ValueError(
+                    f"{ckpt_path} was trained with {key}={old.get(key)!r}, not {value!r}: "
+                    "pass restart=True (--restart) to train a new one in its place, or "
+                    "choose another folder"
+                )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        epoch, step = int(state["epoch"]), int(state["step"])
+        torch.set_rng_state(state["rng"])  # the same z samples as an uninterrupted run
+        log = [r for r in _read_log(log_path) if r["step"] <= step]  # drop an unsaved epoch's
+    elif restart:
+        log_path.unlink(missing_ok=True)
+    if epoch == 0 and not log:
+        log.append({"kind": "epoch", "epoch": 0, "step": 0, **evaluate(model, val, config)})
+    _write_log(log_path, log)
+
+    dataset = FrameDataset(train_files, buffer_size=config.buffer_size, seed=seed)
+    n_frames = sum(len(load_rollout(p, ["rewards"])["rewards"]) for p in train_files)
+    model.train()
+    while epoch < config.epochs:
+        dataset.set_epoch(epoch)
+        loader = DataLoader(dataset, batch_size=config.batch_size, drop_last=False)
+        bar = tqdm(
+            total=n_frames, desc=f"VAE epoch {epoch + 1}/{config.epochs}", unit="fr",
+            disable=not progress,
+        )  # fmt: skip
+        start, seen = time.perf_counter(), 0
+        for frames in loader:
+            x = to_input(frames).to(device)
+            with autocast(config.precision, device):
+                x_hat, mu, logvar = model(x)
+            loss, recon, kl = vae_loss(x, x_hat, mu, logvar, config.kl_tolerance)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            seen += len(x)
+            bar.update(len(x))
+            if step % log_every == 0:
+                fps = seen / (time.perf_counter() - start)
+                row = {"kind": "train", "epoch": epoch, "step": step, "loss": loss.item(),
+                       "recon": recon.item(), "kl": kl.item(), "frames_per_s": fps}  # fmt: skip
+                log.append(row)
+                bar.set_postfix(loss=f"{row['loss']:.1f}", refresh=False)
+        bar.close()
+        epoch += 1
+        seconds = time.perf_counter() - start
+        log.append({"kind": "epoch", "epoch": epoch, "step": step, "seconds": seconds,
+                    "frames_per_s": seen / seconds, **evaluate(model, val, config)})  # fmt: skip
+        save_checkpoint(
+            ckpt_path,
+            model=model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            epoch=epoch,
+            step=step,
+            rng=torch.get_rng_state(),
+            config={**asdict(config), "architecture": ARCHITECTURE, "seed": seed},
+        )
+        _write_log(log_path, log)
+    return log
+
+
+# ---------------------------------------------------------------------------------------
+# Encoding rollouts into latent statistics (the MDN-RNN's data)
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """A short SHA-256 of a file: which checkpoint made an encoding."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def encode_frames(model: ConvVAE, frames: np.ndarray, batch_size: int = 512) -> tuple:
+    """``mu, logvar`` as float32 arrays ``(T, z_dim)`` for uint8 frames ``(T, 64, 64, 3)``."""
+    device = next(model.parameters()).device
+    mus, logvars = [], []
+    for i in range(0, len(frames), batch_size):
+        mu, logvar = model.encode(to_input(frames[i : i + batch_size]).to(device))
+        mus.append(mu.float().cpu().numpy())
+        logvars.append(logvar.float().cpu().numpy())
+    return np.concatenate(mus), np.concatenate(logvars)
+
+
+def _iter_todo(manifest: dict, out_dir: Path, digest: str) -> Iterator[dict]:
+    old = {}
+    if (out_dir / MANIFEST).exists():
+        previous = read_manifest(out_dir)
+        if previous["config"].get("vae_digest") == digest:
+            old = {e["file"]: e for e in previous["files"] if (out_dir / e["file"]).exists()}
+    for entry in manifest["files"]:
+        yield old.get(entry["file"], {**entry, "todo": True})
+
+
+def encode_rollouts(
+    vae_path: str | os.PathLike,
+    rollouts: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    batch_size: int = 512,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Encode every rollout of a folder with V: one ``.npz`` per rollout; return the manifest.
+
+    Each output file holds ``mu`` and ``logvar`` ``(T, z_dim)`` float32, one row per frame
+    of the rollout, and the rollout's ``actions``, ``rewards``, ``terminated`` and
+    ``truncated``, so it lines up step for step. Files are written atomically; running
+    it again encodes only what is missing, unless the checkpoint changed (then all).
+    """
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_vae(vae_path, device=device)
+    digest = file_digest(vae_path)
+    source = read_manifest(rollouts)
+    entries = list(_iter_todo(source, out_dir, digest))
+    config = {**source["config"], "vae_digest": digest, "z_dim": model.z_dim}
+    bar = tqdm(total=len(entries), desc="encode", unit="ep", disable=not progress)
+    done = []
+    for entry in entries:
+        if entry.pop("todo", False):
+            data = load_rollout(Path(rollouts) / entry["file"])
+            mu, logvar = encode_frames(model, data["frames"], batch_size)
+            arrays = {"mu": mu, "logvar": logvar}
+            for key in ("actions", "rewards", "terminated", "truncated"):
+                arrays[key] = data[key]
+            with atomic_path(out_dir / entry["file"]) as tmp, open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+            entry = {**entry, "bytes": (out_dir / entry["file"]).stat().st_size}
+        done.append(entry)
+        bar.update(1)
+    bar.close()
+    manifest = {
+        "config": config,
+        "preset": source.get("preset", ""),
+        "n_rollouts": len(done),
+        "frames": sum(e["length"] for e in done),
+        "bytes": sum(e["bytes"] for e in done),
+        "files": done,
+    }
+    with atomic_path(out_dir / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1))
+    return manifest
