@@ -10,6 +10,7 @@ One module per component, read top to bottom:
 * ``envs``    -- the games as 64×64 frames, and their action adapters
 * ``rollouts``-- random policies; gathering episodes to disk in parallel, resumable
 * ``datasets``-- streaming frame and sequence datasets over the rollout files
+* ``vae``     -- V: the convolutional VAE, its loss, training, encoding rollouts into z
 * ``viz``     -- every figure and GIF
 * ``cli``     -- the ``wmtutor`` command
 """

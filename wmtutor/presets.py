@@ -153,7 +153,7 @@ PRESETS: dict[str, Preset] = {
         # About 4 minutes of gathering on 2 cores for the three games together.
         carracing=Game(
             data=Data(n_rollouts=64, max_steps=500, policy="brownian"),
-            vae=VAE(z_dim=32, epochs=4, batch_size=64, lr=1e-3, precision="bf16"),
+            vae=VAE(z_dim=32, epochs=3, batch_size=64, lr=1e-3, precision="bf16"),
         ),
         doom=Game(
             data=Data(n_rollouts=500, max_steps=2100, policy="held", min_length=100),

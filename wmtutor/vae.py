@@ -222,18 +222,20 @@ def split_files(files: list[Path], val_fraction: float = 0.05) -> tuple[list[Pat
     return files[:-n_val], files[-n_val:]
 
 
-def heldout_frames(files: list[Path], n: int) -> torch.Tensor:
-    """Up to ``n`` frames, evenly spaced in each held-out file, uint8 ``(n, 64, 64, 3)``.
+def heldout_frames(files: list[Path], n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` frames drawn at random from the held-out files, uint8 ``(n, 64, 64, 3)``.
 
-    Reads one file at a time, so memory is ``n`` frames whatever the number of files.
+    About the same number from each file, read one at a time: memory is ``n`` frames,
+    whatever the number of files.
     """
+    rng = np.random.default_rng(seed)
     per_file = -(-n // len(files))
     picked, total = [], 0
     for path in files:
         frames = load_rollout(path, ["frames"])["frames"]
-        idx = np.linspace(0, len(frames) - 1, min(per_file, len(frames), n - total)).round()
-        picked.append(frames[idx.astype(int)].copy())
-        total += len(picked[-1])
+        k = min(per_file, len(frames), n - total)
+        picked.append(frames[np.sort(rng.choice(len(frames), k, replace=False))])
+        total += k
         if total >= n:
             break
     return torch.from_numpy(np.concatenate(picked))
@@ -457,3 +459,63 @@ def encode_rollouts(
     with atomic_path(out_dir / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+# ---------------------------------------------------------------------------------------
+# What notebooks call: cached artifacts, and ways to look inside V
+
+
+def get_vae(
+    game: str, preset: Preset | str | None = None, progress: bool = True
+) -> tuple[ConvVAE, list[dict]]:
+    """The preset's trained V of ``game`` and its log, trained first if missing or unfinished.
+
+    Gathers the rollouts first if they are missing too (``get_rollouts``), so a notebook
+    that calls this runs on its own.
+    """
+    from wmtutor.rollouts import get_rollouts
+
+    preset = preset if isinstance(preset, Preset) else get_preset(preset)
+    rollouts = get_rollouts(game, preset, progress=progress)["dir"]
+    out = vae_dir(game, preset)
+    log = train_vae(rollouts, out, preset.game(game).vae, seed=preset.seed, progress=progress)
+    return load_vae(out / "vae.pt", z_dim=preset.game(game).vae.z_dim), log
+
+
+def get_latents(game: str, preset: Preset | str | None = None, progress: bool = True) -> dict:
+    """The preset's rollouts of ``game`` encoded by its V (the MDN-RNN's data); made if missing.
+
+    Returns the manifest, with ``manifest["dir"]`` the folder.
+    """
+    from wmtutor.rollouts import get_rollouts
+
+    preset = preset if isinstance(preset, Preset) else get_preset(preset)
+    get_vae(game, preset, progress=progress)
+    out = latents_dir(game, preset)
+    manifest = encode_rollouts(
+        vae_dir(game, preset) / "vae.pt",
+        get_rollouts(game, preset, progress=progress)["dir"],
+        out,
+        progress=progress,
+    )
+    return dict(manifest, dir=str(out))
+
+
+@torch.no_grad()
+def decode_latent(model: ConvVAE, z: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Decode latents ``(z_dim,)`` or ``(B, z_dim)`` into uint8 frames ``(B, 64, 64, 3)``."""
+    z = torch.as_tensor(np.asarray(z, dtype=np.float32)).reshape(-1, model.z_dim)
+    return to_frames(model.decode(z.to(next(model.parameters()).device)))
+
+
+def traverse(model: ConvVAE, z: np.ndarray, dims: list[int], values: np.ndarray) -> np.ndarray:
+    """Sweep each of ``dims`` over ``values`` from the point ``z`` (the others fixed).
+
+    Returns uint8 frames ``(len(dims), len(values), 64, 64, 3)``: one row per dimension.
+    """
+    rows = []
+    for d in dims:
+        zs = np.repeat(np.asarray(z, dtype=np.float32)[None], len(values), axis=0)
+        zs[:, d] = values
+        rows.append(decode_latent(model, zs))
+    return np.stack(rows)

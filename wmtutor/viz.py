@@ -362,3 +362,73 @@ def format_table(rows: Sequence[dict], formats: dict[str, str]) -> str:
         cells.append(["-" if row[k] is None else format(row[k], f) for k, f in formats.items()])
     widths = [max(len(r[j]) for r in cells) for j in range(len(formats))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells)
+
+
+# ---------------------------------------------------------------------------------------
+# Notebook 04: the VAE
+
+
+def plot_training_log(ax: plt.Axes, log: Sequence[dict], title: str = "", key: str = "loss"):
+    """Training ``key`` every few steps (line) and the held-out value after each epoch (dots)."""
+    train = [r for r in log if r["kind"] == "train"]
+    epochs = [r for r in log if r["kind"] == "epoch"]
+    if train:
+        ax.plot([r["step"] for r in train], [r[key] for r in train], lw=1, label=f"train {key}")
+    ax.plot([r["step"] for r in epochs], [r[key] for r in epochs], "o-", label=f"held-out {key}")
+    ax.set(xlabel="step", ylabel=key, title=title, yscale="log")
+    ax.legend()
+
+
+def plot_kl_per_dim(ax: plt.Axes, kl: np.ndarray, title: str = "") -> None:
+    """The mean KL of each latent dimension, largest first: the dimensions V really uses."""
+    kl = np.asarray(kl)
+    order = np.argsort(kl)[::-1]
+    ax.bar(np.arange(len(kl)), kl[order], color="tab:purple")
+    ax.set_xticks(np.arange(len(kl)), [str(i) for i in order], fontsize=6, rotation=90)
+    ax.set(xlabel="latent dimension (sorted)", ylabel="mean KL (nats)", title=title)
+
+
+def latent_explorer(model, z0: np.ndarray, dims: Sequence[int], scale: int = 4):
+    """An ipywidgets explorer: one slider per latent dimension in ``dims``, the decoded frame.
+
+    The picture is drawn by ``wmtutor.vae.decode_latent`` (a plain function that also runs
+    headless); this only wires sliders to it.
+    """
+    import ipywidgets as widgets
+
+    from wmtutor.vae import decode_latent
+
+    z0 = np.asarray(z0, dtype=np.float32)
+    image = widgets.Image(format="png")
+    sliders = {
+        d: widgets.FloatSlider(
+            value=float(z0[d]),
+            min=-3.0,
+            max=3.0,
+            step=0.05,
+            description=f"z[{d}]",
+            continuous_update=True,
+        )  # fmt: skip
+        for d in dims
+    }
+
+    def redraw(_change=None) -> None:
+        z = z0.copy()
+        for d, slider in sliders.items():
+            z[d] = slider.value
+        frame = upscale(decode_latent(model, z)[0], scale)
+        buf = io.BytesIO()
+        Image.fromarray(frame).save(buf, format="png")
+        image.value = buf.getvalue()
+
+    reset = widgets.Button(description="reset to the frame's z")
+
+    def on_reset(_button) -> None:
+        for d, slider in sliders.items():
+            slider.value = float(z0[d])
+
+    reset.on_click(on_reset)
+    for slider in sliders.values():
+        slider.observe(redraw, names="value")
+    redraw()
+    return widgets.HBox([image, widgets.VBox([*sliders.values(), reset])])
