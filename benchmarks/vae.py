@@ -25,7 +25,8 @@ import sys
 CHILD = r"""
 import json, resource, sys, time
 import torch
-from wmtutor.vae import ConvVAE, autocast, to_input, vae_loss
+from wmtutor.training import autocast
+from wmtutor.vae import ConvVAE, to_input, vae_loss
 mode, precision = sys.argv[1], sys.argv[2]
 batch, seconds, z_dim = int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 torch.manual_seed(0)

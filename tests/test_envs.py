@@ -139,3 +139,12 @@ def test_policies_differ_as_described():
     assert runs[:-1].min() >= 1 and runs[:-1].max() <= 10  # held for 1-10 steps
     assert 4 < runs[:-1].mean() < 7  # uniform on 1..10: mean 5.5
     env.close()
+
+
+def test_every_games_action_dim_matches_its_adapter():
+    for name, spec in GAMES.items():
+        env = make_env(name)
+        assert env.adapter.action_dim == spec.action_dim
+        actions = [env.action_space.sample() for _ in range(5)]
+        assert env.adapter.features(np.asarray(actions)).shape == (5, spec.action_dim)
+        env.close()

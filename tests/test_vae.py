@@ -9,14 +9,13 @@ import torch
 from wmtutor.cli import main as cli_main
 from wmtutor.presets import VAE
 from wmtutor.rollouts import load_rollout, read_manifest
+from wmtutor.training import load_checkpoint, save_checkpoint
 from wmtutor.vae import (
     ConvVAE,
     encode_frames,
     encode_rollouts,
     kl_per_dimension,
-    load_checkpoint,
     load_vae,
-    save_checkpoint,
     to_frames,
     to_input,
     train_vae,

@@ -5,6 +5,7 @@ wmtutor presets --all      # all three presets
 wmtutor gather --env doom  # record the preset's random rollouts of a game (resumable)
 wmtutor train-vae --env doom   # train V on them (resumable, a checkpoint per epoch)
 wmtutor encode --env doom      # every rollout -> its latent mu, logvar (M's data)
+wmtutor train-mdnrnn --env doom  # train M on the latents (resumable)
 
 Every command reads the same preset (``--preset`` or ``$WMTUTOR_PRESET``) and writes
 under the same runs folder as the notebooks, so one reuses what the other made.
@@ -113,6 +114,38 @@ def cmd_encode(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_train_mdnrnn(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from wmtutor.mdnrnn import mdnrnn_dir, train_mdnrnn
+    from wmtutor.vae import latents_dir
+
+    preset = get_preset(args.preset)
+    config = preset.game(args.env).mdnrnn
+    changes = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "precision", "hidden")}
+    changes["seq_len"] = args.seq_len
+    config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+    latents = args.latents_dir or latents_dir(args.env, preset)
+    out = args.out or mdnrnn_dir(args.env, preset)
+    print(f"M for {args.env}: {latents} -> {out}/mdnrnn.pt\n  {config}", flush=True)
+    log = train_mdnrnn(
+        latents,
+        out,
+        config,
+        args.env,
+        seed=preset.seed,
+        restart=args.restart,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    for row in (r for r in log if r["kind"] == "epoch"):
+        speed = f", {row['steps_per_s']:.0f} steps/s" if "steps_per_s" in row else ""
+        print(
+            f"epoch {row['epoch']}: held-out loss {row['loss']:.3f} (z NLL {row['z_nll']:.3f}, "
+            f"reward {row['reward_mse']:.3f}, done {row['done_bce']:.3f}){speed}"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wmtutor", description="World Models, step by step: the course's command line."
@@ -196,6 +229,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_preset_argument(p)
     p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser(
+        "train-mdnrnn",
+        help="train M (the MDN-RNN) on a game's encoded rollouts (resumable)",
+        description="Train the MDN-RNN on windows of the encoded rollouts (wmtutor encode), "
+        "sampling z from each frame's N(mu, sigma^2) afresh in every batch. A checkpoint is "
+        "written after each epoch; re-running resumes. Defaults come from the preset.",
+    )
+    p.add_argument("--env", required=True, choices=list(GAMES), help="the game")
+    p.add_argument("--latents-dir", help="encoded rollouts (default: runs/<env>/<preset>/latents)")
+    p.add_argument("--out", help="folder for mdnrnn.pt and its log (default: runs/<env>/<preset>)")
+    p.add_argument("--epochs", type=int, help="total epochs (default: the preset's)")
+    p.add_argument("--batch-size", type=int, help="windows per batch (default: the preset's)")
+    p.add_argument("--seq-len", type=int, help="steps per window (default: the preset's)")
+    p.add_argument("--hidden", type=int, help="LSTM units (default: the preset's)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default: the preset's)")
+    p.add_argument(
+        "--precision", choices=("fp32", "bf16"), help="bf16: autocast (default: the preset's)"
+    )
+    p.add_argument("--restart", action="store_true", help="train from scratch, replacing mdnrnn.pt")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_preset_argument(p)
+    p.set_defaults(func=cmd_train_mdnrnn)
     return parser
 
 

@@ -81,6 +81,23 @@ def crop_pong(raw: np.ndarray) -> np.ndarray:
 # Action adapters: controller outputs in [-1, 1] -> the game's actions
 
 
+def action_features(actions: np.ndarray, action_dim: int) -> np.ndarray:
+    """Recorded actions ``(T,)`` int or ``(T, action_dim)`` float -> float32 ``(T, action_dim)``.
+
+    Continuous actions (CarRacing) are used as they are; a discrete action becomes a
+    one-hot vector over the game's ``action_dim`` actions. This is the ``a`` M reads.
+    """
+    actions = np.asarray(actions)
+    if actions.ndim == 2:
+        if actions.shape[1] != action_dim:
+            raise ValueError(f"actions have {actions.shape[1]} columns, expected {action_dim}")
+        return actions.astype(np.float32)
+    actions = actions.astype(np.int64).reshape(-1)
+    if actions.size and (actions.min() < 0 or actions.max() >= action_dim):
+        raise ValueError(f"actions must lie in 0..{action_dim - 1}, got {actions}")
+    return np.eye(action_dim, dtype=np.float32)[actions]
+
+
 class ActionAdapter:
     """Maps the controller's ``size`` outputs to a game action, and actions to M's features.
 
@@ -119,7 +136,7 @@ class CarRacingActions(ActionAdapter):
         return np.stack([y[..., 0], (y[..., 1] + 1) / 2, np.clip(y[..., 2], 0, 1)], axis=-1)
 
     def features(self, actions: np.ndarray) -> np.ndarray:
-        return np.asarray(actions, dtype=np.float32).reshape(len(actions), 3)
+        return action_features(actions, self.action_dim)
 
     def describe(self, action: Any) -> str:
         return ", ".join(f"{n} {v:+.2f}" for n, v in zip(self.names, action, strict=True))
@@ -149,10 +166,7 @@ class ThreeWayActions(ActionAdapter):
         return int(action) if action.ndim == 0 else action
 
     def features(self, actions: np.ndarray) -> np.ndarray:
-        actions = np.asarray(actions, dtype=np.int64).reshape(-1)
-        if actions.size and (actions.min() < 0 or actions.max() >= self.action_dim):
-            raise ValueError(f"actions must lie in 0..{self.action_dim - 1}, got {actions}")
-        return np.eye(self.action_dim, dtype=np.float32)[actions]
+        return action_features(actions, self.action_dim)
 
     def describe(self, action: Any) -> str:
         chosen = {self.low: self.names[0], self.stay: self.names[1], self.high: self.names[2]}
@@ -205,6 +219,7 @@ class GameSpec:
     module: str  # imported before gym.make (it registers the id)
     crop: Callable[[np.ndarray], np.ndarray]
     make_adapter: Callable[[gym.Env], ActionAdapter]
+    action_dim: int  # width of M's action input (continuous size, or number of actions)
     native_frame_skip: str | None  # gym.make keyword for the game's own frame skip
     default_max_steps: int | None  # our cap in agent steps; None keeps the game's own
     blurb: str
@@ -217,6 +232,7 @@ GAMES: dict[str, GameSpec] = {
         module="Box2D",
         crop=crop_carracing,
         make_adapter=lambda env: CarRacingActions(),
+        action_dim=3,
         native_frame_skip=None,
         default_max_steps=None,  # the game's own 1000 steps
         blurb="drive a random track from pixels; +1000/N per new tile, -0.1 per frame",
@@ -227,6 +243,7 @@ GAMES: dict[str, GameSpec] = {
         module="vizdoom.gymnasium_wrapper",
         crop=crop_doom,
         make_adapter=doom_actions,
+        action_dim=3,
         native_frame_skip="frame_skip",
         default_max_steps=DOOM_MAX_STEPS,
         blurb="dodge fireballs; +1 per tic survived (the scenario's living_reward)",
@@ -237,6 +254,7 @@ GAMES: dict[str, GameSpec] = {
         module="ale_py",
         crop=crop_pong,
         make_adapter=pong_actions,
+        action_dim=6,
         native_frame_skip="frameskip",
         default_max_steps=None,  # ALE's own limit (108,000 frames)
         blurb="return the ball; +1 per point won, -1 per point lost, 21 points a game",

@@ -79,11 +79,29 @@ class VAE:
 
 
 @dataclass(frozen=True)
+class MDNRNN:
+    """Notebook 05: M, the MDN-RNN (``wmtutor train-mdnrnn``)."""
+
+    hidden: int  # LSTM units
+    seq_len: int  # steps per training window
+    epochs: int  # passes over the training rollouts
+    batch_size: int  # windows per batch
+    lr: float  # Adam
+    n_gaussians: int = 5  # mixture components per latent dimension
+    grad_clip: float = 1.0  # gradient norm clipping
+    done_weight: float = 10.0  # the done loss counts a "done" step this many times
+    reward_weight: float = 1.0  # weight of the reward head's squared error
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    buffer_size: int = 256  # windows in the streaming shuffle buffer
+
+
+@dataclass(frozen=True)
 class Game:
     """Every size that depends on the game. Later stages add their sections here."""
 
     data: Data
     vae: VAE
+    mdnrnn: MDNRNN
 
 
 @dataclass(frozen=True)
@@ -135,14 +153,17 @@ PRESETS: dict[str, Preset] = {
         carracing=Game(
             data=Data(n_rollouts=3, max_steps=40, policy="brownian"),
             vae=VAE(z_dim=32, epochs=2, batch_size=32, lr=1e-3, buffer_size=256),
+            mdnrnn=MDNRNN(hidden=32, seq_len=16, epochs=3, batch_size=4, lr=3e-3),
         ),
         doom=Game(
             data=Data(n_rollouts=3, max_steps=60, policy="held", min_length=10),
             vae=VAE(z_dim=64, epochs=2, batch_size=32, lr=1e-3, buffer_size=256),
+            mdnrnn=MDNRNN(hidden=32, seq_len=16, epochs=3, batch_size=4, lr=3e-3),
         ),
         pong=Game(
             data=Data(n_rollouts=3, max_steps=60, policy="held", frame_skip=4),
             vae=VAE(z_dim=32, epochs=2, batch_size=32, lr=1e-3, buffer_size=256),
+            mdnrnn=MDNRNN(hidden=32, seq_len=16, epochs=3, batch_size=4, lr=3e-3),
         ),
     ),
     "laptop": Preset(
@@ -154,14 +175,23 @@ PRESETS: dict[str, Preset] = {
         carracing=Game(
             data=Data(n_rollouts=64, max_steps=500, policy="brownian"),
             vae=VAE(z_dim=32, epochs=3, batch_size=64, lr=1e-3, precision="bf16"),
+            mdnrnn=MDNRNN(
+                hidden=256, seq_len=100, epochs=60, batch_size=32, lr=1e-3, precision="bf16"
+            ),
         ),
         doom=Game(
             data=Data(n_rollouts=500, max_steps=2100, policy="held", min_length=100),
             vae=VAE(z_dim=64, epochs=1, batch_size=64, lr=1e-3, precision="bf16"),
+            mdnrnn=MDNRNN(
+                hidden=256, seq_len=100, epochs=40, batch_size=32, lr=1e-3, precision="bf16"
+            ),
         ),
         pong=Game(
             data=Data(n_rollouts=50, max_steps=1000, policy="held", frame_skip=4),
             vae=VAE(z_dim=32, epochs=2, batch_size=64, lr=1e-3, precision="bf16"),
+            mdnrnn=MDNRNN(
+                hidden=256, seq_len=100, epochs=30, batch_size=32, lr=1e-3, precision="bf16"
+            ),
         ),
     ),
     "paper": Preset(
@@ -179,17 +209,24 @@ PRESETS: dict[str, Preset] = {
         carracing=Game(
             data=Data(n_rollouts=10_000, max_steps=1000, policy="brownian"),
             vae=VAE(z_dim=32, epochs=10, batch_size=100, lr=1e-4),
+            # M: 256 units, 5 Gaussians, windows of 1000 steps (seq len 999 + 1), batch 100,
+            # lr 1e-3, gradient clip 1.0 (paper, appendix A.2; rnn/rnn.py); 40 epochs is
+            # about the original's 4000 steps of batch 100.
+            mdnrnn=MDNRNN(hidden=256, seq_len=1000, epochs=40, batch_size=100, lr=1e-3),
         ),
         # Doom: actions held for 1-10 frames, a 2100-step cap, episodes under ~100 frames
         # dropped (original code, doomrnn/extract.py; paper section 4.2).
         doom=Game(
             data=Data(n_rollouts=10_000, max_steps=2100, policy="held", min_length=100),
             vae=VAE(z_dim=64, epochs=10, batch_size=100, lr=1e-4),
+            # M: 512 units, windows of 500 steps, done loss x10 (doomrnn, restart_factor).
+            mdnrnn=MDNRNN(hidden=512, seq_len=500, epochs=40, batch_size=100, lr=1e-3),
         ),
         # Pong is not in the paper: ALE's v5 defaults (frame skip 4), the same data budget.
         pong=Game(
             data=Data(n_rollouts=10_000, max_steps=2000, policy="held", frame_skip=4),
             vae=VAE(z_dim=32, epochs=10, batch_size=100, lr=1e-4),
+            mdnrnn=MDNRNN(hidden=256, seq_len=500, epochs=40, batch_size=100, lr=1e-3),
         ),
     ),
 }

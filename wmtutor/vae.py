@@ -22,8 +22,6 @@ float in [0, 1]; ``z``, ``mu``, ``logvar`` ``(B, z_dim)``.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
 import time
@@ -37,6 +35,15 @@ from torch import nn
 
 from wmtutor.presets import VAE, Preset, get_preset
 from wmtutor.rollouts import MANIFEST, load_rollout, read_manifest
+from wmtutor.training import (
+    autocast,
+    file_digest,
+    load_checkpoint,
+    read_log,
+    save_checkpoint,
+    split_files,
+    write_log,
+)
 from wmtutor.utils import atomic_path, runs_dir
 
 ARCHITECTURE = "ConvVAE-v1"  # bump when the layers change: old checkpoints are then refused
@@ -142,30 +149,6 @@ def to_frames(x: torch.Tensor) -> np.ndarray:
     return (x.detach().float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-# ---------------------------------------------------------------------------------------
-# Checkpoints: plain tensors and numbers, loaded with weights_only=True
-
-
-def save_checkpoint(path: str | os.PathLike, **state) -> None:
-    """Write ``state`` (state dicts, numbers, strings) atomically with ``torch.save``."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True``: tensors and plain data, never code."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # a cut-short or foreign file: say which, and what to do
-        raise ValueError(
-            f"{path}: not a readable wmtutor checkpoint ({type(err).__name__}: {err}); "
-            "delete it (or pass restart) to train from scratch"
-        ) from err
-
-
 def load_vae(path: str | os.PathLike, z_dim: int | None = None, device: str = "cpu") -> ConvVAE:
     """The trained ``ConvVAE`` in checkpoint ``path``, in eval mode.
 
@@ -205,23 +188,6 @@ def latents_dir(game: str, preset: Preset | str | None = None) -> Path:
     return runs_dir(game, preset.name, "latents")
 
 
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast for ``precision="bf16"``, else nothing."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision != "fp32":
-        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-    return contextlib.nullcontext()
-
-
-def split_files(files: list[Path], val_fraction: float = 0.05) -> tuple[list[Path], list[Path]]:
-    """Hold out the last ``val_fraction`` of the rollout files (at least one) for validation."""
-    if len(files) < 2:
-        raise ValueError(f"need at least 2 rollout files to hold one out, got {len(files)}")
-    n_val = max(1, round(len(files) * val_fraction))
-    return files[:-n_val], files[-n_val:]
-
-
 def heldout_frames(files: list[Path], n: int, seed: int = 0) -> torch.Tensor:
     """``n`` frames drawn at random from the held-out files, uint8 ``(n, 64, 64, 3)``.
 
@@ -258,17 +224,6 @@ def evaluate(model: ConvVAE, frames: torch.Tensor, config: VAE, batch: int = 256
         n += len(x)
     model.train()
     return dict(zip(("loss", "recon", "kl"), (totals / n).tolist(), strict=True))
-
-
-def _read_log(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _write_log(path: Path, rows: list[dict]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def train_vae(
@@ -323,12 +278,12 @@ def train_vae(
         optimizer.load_state_dict(state["optimizer"])
         epoch, step = int(state["epoch"]), int(state["step"])
         torch.set_rng_state(state["rng"])  # the same z samples as an uninterrupted run
-        log = [r for r in _read_log(log_path) if r["step"] <= step]  # drop an unsaved epoch's
+        log = [r for r in read_log(log_path) if r["step"] <= step]  # drop an unsaved epoch's
     elif restart:
         log_path.unlink(missing_ok=True)
     if epoch == 0 and not log:
         log.append({"kind": "epoch", "epoch": 0, "step": 0, **evaluate(model, val, config)})
-    _write_log(log_path, log)
+    write_log(log_path, log)
 
     dataset = FrameDataset(train_files, buffer_size=config.buffer_size, seed=seed)
     n_frames = sum(len(load_rollout(p, ["rewards"])["rewards"]) for p in train_files)
@@ -372,17 +327,12 @@ def train_vae(
             rng=torch.get_rng_state(),
             config={**asdict(config), "architecture": ARCHITECTURE, "seed": seed},
         )
-        _write_log(log_path, log)
+        write_log(log_path, log)
     return log
 
 
 # ---------------------------------------------------------------------------------------
 # Encoding rollouts into latent statistics (the MDN-RNN's data)
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """A short SHA-256 of a file: which checkpoint made an encoding."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 @torch.no_grad()
