@@ -11,6 +11,8 @@ One module per component, read top to bottom:
 * ``rollouts``-- random policies; gathering episodes to disk in parallel, resumable
 * ``datasets``-- streaming frame and sequence datasets over the rollout files
 * ``vae``     -- V: the convolutional VAE, its loss, training, encoding rollouts into z
+* ``mdnrnn``  -- M: the MDN-RNN, its loss, sampling with tau, training, open-loop dreams
+* ``training``-- what the training loops share: checkpoints, logs, bf16, held-out split
 * ``viz``     -- every figure and GIF
 * ``cli``     -- the ``wmtutor`` command
 """

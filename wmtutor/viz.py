@@ -368,14 +368,16 @@ def format_table(rows: Sequence[dict], formats: dict[str, str]) -> str:
 # Notebook 04: the VAE
 
 
-def plot_training_log(ax: plt.Axes, log: Sequence[dict], title: str = "", key: str = "loss"):
+def plot_training_log(
+    ax: plt.Axes, log: Sequence[dict], title: str = "", key: str = "loss", yscale: str = "log"
+) -> None:
     """Training ``key`` every few steps (line) and the held-out value after each epoch (dots)."""
     train = [r for r in log if r["kind"] == "train"]
     epochs = [r for r in log if r["kind"] == "epoch"]
     if train:
         ax.plot([r["step"] for r in train], [r[key] for r in train], lw=1, label=f"train {key}")
     ax.plot([r["step"] for r in epochs], [r[key] for r in epochs], "o-", label=f"held-out {key}")
-    ax.set(xlabel="step", ylabel=key, title=title, yscale="log")
+    ax.set(xlabel="step", ylabel=key, title=title, yscale=yscale)
     ax.legend()
 
 
@@ -432,3 +434,31 @@ def latent_explorer(model, z0: np.ndarray, dims: Sequence[int], scale: int = 4):
         slider.observe(redraw, names="value")
     redraw()
     return widgets.HBox([image, widgets.VBox([*sliders.values(), reset])])
+
+
+# ---------------------------------------------------------------------------------------
+# Notebook 05: the MDN-RNN
+
+
+def label_frames(frames: np.ndarray, text: str, scale: int = 3) -> np.ndarray:
+    """Upscale ``(T, H, W, 3)`` frames and write ``text`` in their top-left corner."""
+    from PIL import ImageDraw
+
+    out = []
+    for frame in upscale(frames, scale):
+        image = Image.fromarray(frame)
+        draw = ImageDraw.Draw(image)
+        draw.rectangle((0, 0, 7 * len(text) + 6, 14), fill=(0, 0, 0))
+        draw.text((3, 1), text, fill=(255, 255, 255))
+        out.append(np.asarray(image))
+    return np.stack(out)
+
+
+def plot_done_probability(ax: plt.Axes, done_prob: np.ndarray, terminated: np.ndarray) -> None:
+    """M's done probability along a real episode, with the real end marked."""
+    ax.plot(done_prob, color="tab:red", label="M: P(done)")
+    for t in np.flatnonzero(terminated):
+        ax.axvline(t, color="k", ls="--", label="the real end")
+    ax.axhline(0.5, color="0.6", lw=0.8)
+    ax.set(xlabel="step", ylabel="probability", ylim=(-0.02, 1.02))
+    ax.legend(loc="upper left")
