@@ -6,6 +6,8 @@ wmtutor gather --env doom  # record the preset's random rollouts of a game (resu
 wmtutor train-vae --env doom   # train V on them (resumable, a checkpoint per epoch)
 wmtutor encode --env doom      # every rollout -> its latent mu, logvar (M's data)
 wmtutor train-mdnrnn --env doom  # train M on the latents (resumable)
+wmtutor train-controller --env carracing  # train C with CMA-ES in the real game (resumable)
+wmtutor evaluate --env carracing          # N episodes of the trained agent, random play beside
 
 Every command reads the same preset (``--preset`` or ``$WMTUTOR_PRESET``) and writes
 under the same runs folder as the notebooks, so one reuses what the other made.
@@ -146,6 +148,85 @@ def cmd_train_mdnrnn(args: argparse.Namespace) -> None:
         )
 
 
+def _executor(scheduler: str | None):
+    """A Dask executor for ``--scheduler tcp://host:8786``, else None (local processes)."""
+    if not scheduler:
+        return None, None
+    from distributed import Client
+
+    client = Client(scheduler)
+    print(f"Dask: {scheduler}, {len(client.scheduler_info()['workers'])} workers", flush=True)
+    return client, client.get_executor()
+
+
+def cmd_train_controller(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from wmtutor.controller import agent_spec, controller_dir, train_controller
+
+    preset = get_preset(args.preset)
+    config = preset.game(args.env).controller
+    names = ("popsize", "trials", "generations", "max_steps", "sigma0", "l2", "target",
+             "backend", "timeout")  # fmt: skip
+    changes = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    config = dataclasses.replace(config, **changes)
+    spec = agent_spec(args.env, preset, args.inputs)
+    out = args.out or controller_dir(args.env, preset, args.inputs)
+    print(f"C for {args.env} ({args.inputs}) -> {out}\n  {config}", flush=True)
+    client, executor = _executor(args.scheduler)
+    try:
+        log = train_controller(spec, out, config, seed=preset.seed, executor=executor,
+                               workers=args.workers, restart=args.restart,
+                               progress=not args.quiet)  # fmt: skip
+    finally:
+        if client:
+            client.close()
+    for row in log[-5:]:
+        extra = (
+            f", evaluated {row['eval_mean']:.1f} ± {row['eval_std']:.1f}"
+            if "eval_mean" in row
+            else ""
+        )
+        print(
+            f"generation {row['generation']}: best {row['best']:.1f}, mean {row['mean']:.1f}, "
+            f"worst {row['worst']:.1f} (cap {row['max_steps']}, {row['seconds']:.0f} s){extra}"
+        )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from wmtutor.controller import (
+        agent_spec,
+        controller_dir,
+        evaluate_params,
+        load_controller_state,
+        random_returns,
+    )
+    from wmtutor.rollouts import rollout_seed
+
+    preset = get_preset(args.preset)
+    config = preset.game(args.env).controller
+    folder = args.controller or controller_dir(args.env, preset, args.inputs)
+    state = load_controller_state(folder)
+    params = state["best_params"] if args.params == "best" else state["mean_params"]
+    spec = agent_spec(args.env, preset, args.inputs)
+    max_steps = args.max_steps or config.max_steps
+    client, executor = _executor(args.scheduler)
+    try:
+        scores = evaluate_params(spec, params, args.episodes, max_steps, executor=executor,
+                                 workers=args.workers)  # fmt: skip
+    finally:
+        if client:
+            client.close()
+    seeds = [rollout_seed(10_000, 0, j) for j in range(args.episodes)]
+    random = random_returns(args.env, seeds, max_steps)
+    print(
+        f"{args.env}, {args.episodes} episodes of up to {max_steps} steps "
+        f"({args.params} parameters of {folder}, generation {state['generation']}):"
+    )
+    print(f"  agent:  {scores.mean():.1f} ± {scores.std():.1f}")
+    print(f"  random: {random.mean():.1f} ± {random.std():.1f}  (white noise, same seeds)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wmtutor", description="World Models, step by step: the course's command line."
@@ -253,6 +334,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_preset_argument(p)
     p.set_defaults(func=cmd_train_mdnrnn)
+
+    def agent_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--env", required=True, choices=list(GAMES), help="the game")
+        p.add_argument("--inputs", default="zh", choices=("z", "zh", "zch"),
+                       help="what C sees: z (V only), zh (V and M; default), zch")  # fmt: skip
+        p.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
+        p.add_argument("--scheduler", help="a Dask scheduler, tcp://host:8786 (default: local)")
+        p.add_argument("--max-steps", type=int, help="episode cap (default: the preset's)")
+        add_preset_argument(p)
+
+    p = sub.add_parser(
+        "train-controller",
+        help="train C with CMA-ES in the real game (resumable)",
+        description="Train the linear controller with CMA-ES, every candidate playing the real "
+        "game with V and M. The whole state is saved after each generation; re-running "
+        "resumes. Defaults come from the preset.",
+    )
+    agent_flags(p)
+    p.add_argument("--out", help="folder (default: runs/<env>/<preset>/controller_<inputs>)")
+    p.add_argument("--popsize", type=int, help="CMA-ES population")
+    p.add_argument("--trials", type=int, help="episodes per candidate")
+    p.add_argument("--generations", type=int, help="total generations")
+    p.add_argument("--sigma0", type=float, help="initial step size")
+    p.add_argument("--l2", type=float, help="fitness penalty l2 * |x|^2")
+    p.add_argument("--target", type=float, help="stop when the evaluated mean reaches this")
+    p.add_argument("--backend", choices=("wmtutor", "pycma"), help="CMA-ES implementation")
+    p.add_argument("--timeout", type=float, help="seconds before an evaluation counts as hung")
+    p.add_argument("--restart", action="store_true", help="start over, replacing the state")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train_controller)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="play N episodes with the trained agent; random play beside it",
+        description="Evaluate a trained controller (with its V and M) over N episodes and "
+        "print mean ± std, with white-noise random play on the same seeds beside it.",
+    )
+    agent_flags(p)
+    p.add_argument("--episodes", type=int, default=100, help="episodes (the paper's: 100)")
+    p.add_argument("--controller", help="controller folder (default: the preset's)")
+    p.add_argument("--params", choices=("best", "mean"), default="mean",
+                   help="the search's mean (default) or the best candidate seen")  # fmt: skip
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -96,12 +96,32 @@ class MDNRNN:
 
 
 @dataclass(frozen=True)
+class Controller:
+    """Notebook 06: C, trained with CMA-ES in the real game (``wmtutor train-controller``)."""
+
+    popsize: int  # CMA-ES population
+    trials: int  # episodes per candidate (fitness = mean return)
+    generations: int
+    max_steps: int  # episode cap in agent steps
+    sigma0: float = 0.1  # initial step size (x0 = 0)
+    l2: float = 0.0  # fitness penalty l2 * |x|^2
+    eval_every: int = 0  # evaluate the mean every this many generations (0: never)
+    eval_episodes: int = 0  # episodes of that evaluation
+    target: float | None = None  # stop once the evaluated mean reaches this
+    curriculum_start: int = 0  # first episode cap (0: no curriculum, always max_steps)
+    curriculum_growth: float = 1.5  # cap x this when the population's mean improves
+    backend: str = "wmtutor"  # wmtutor | pycma
+    timeout: float = 600.0  # seconds before a candidate's evaluation counts as hung
+
+
+@dataclass(frozen=True)
 class Game:
     """Every size that depends on the game. Later stages add their sections here."""
 
     data: Data
     vae: VAE
     mdnrnn: MDNRNN
+    controller: Controller
 
 
 @dataclass(frozen=True)
@@ -154,16 +174,25 @@ PRESETS: dict[str, Preset] = {
             data=Data(n_rollouts=3, max_steps=40, policy="brownian"),
             vae=VAE(z_dim=32, epochs=2, batch_size=32, lr=1e-3, buffer_size=256),
             mdnrnn=MDNRNN(hidden=32, seq_len=16, epochs=3, batch_size=4, lr=3e-3),
+            controller=Controller(
+                popsize=4, trials=2, generations=2, max_steps=20, eval_every=2, eval_episodes=2
+            ),
         ),
         doom=Game(
             data=Data(n_rollouts=3, max_steps=60, policy="held", min_length=10),
             vae=VAE(z_dim=64, epochs=2, batch_size=32, lr=1e-3, buffer_size=256),
             mdnrnn=MDNRNN(hidden=32, seq_len=16, epochs=3, batch_size=4, lr=3e-3),
+            controller=Controller(
+                popsize=4, trials=2, generations=2, max_steps=20, eval_every=2, eval_episodes=2
+            ),
         ),
         pong=Game(
             data=Data(n_rollouts=3, max_steps=60, policy="held", frame_skip=4),
             vae=VAE(z_dim=32, epochs=2, batch_size=32, lr=1e-3, buffer_size=256),
             mdnrnn=MDNRNN(hidden=32, seq_len=16, epochs=3, batch_size=4, lr=3e-3),
+            controller=Controller(
+                popsize=4, trials=2, generations=2, max_steps=20, eval_every=2, eval_episodes=2
+            ),
         ),
     ),
     "laptop": Preset(
@@ -178,6 +207,15 @@ PRESETS: dict[str, Preset] = {
             mdnrnn=MDNRNN(
                 hidden=256, seq_len=100, epochs=60, batch_size=32, lr=1e-3, precision="bf16"
             ),
+            controller=Controller(
+                popsize=12,
+                trials=2,
+                generations=20,
+                max_steps=300,
+                eval_every=5,
+                eval_episodes=8,
+                curriculum_start=100,
+            ),
         ),
         doom=Game(
             data=Data(n_rollouts=500, max_steps=2100, policy="held", min_length=100),
@@ -185,12 +223,30 @@ PRESETS: dict[str, Preset] = {
             mdnrnn=MDNRNN(
                 hidden=256, seq_len=100, epochs=40, batch_size=32, lr=1e-3, precision="bf16"
             ),
+            controller=Controller(
+                popsize=12,
+                trials=2,
+                generations=20,
+                max_steps=300,
+                eval_every=5,
+                eval_episodes=8,
+                curriculum_start=100,
+            ),
         ),
         pong=Game(
             data=Data(n_rollouts=50, max_steps=1000, policy="held", frame_skip=4),
             vae=VAE(z_dim=32, epochs=2, batch_size=64, lr=1e-3, precision="bf16"),
             mdnrnn=MDNRNN(
                 hidden=256, seq_len=100, epochs=30, batch_size=32, lr=1e-3, precision="bf16"
+            ),
+            controller=Controller(
+                popsize=12,
+                trials=2,
+                generations=20,
+                max_steps=300,
+                eval_every=5,
+                eval_episodes=8,
+                curriculum_start=100,
             ),
         ),
     ),
@@ -213,6 +269,16 @@ PRESETS: dict[str, Preset] = {
             # lr 1e-3, gradient clip 1.0 (paper, appendix A.2; rnn/rnn.py); 40 epochs is
             # about the original's 4000 steps of batch 100.
             mdnrnn=MDNRNN(hidden=256, seq_len=1000, epochs=40, batch_size=100, lr=1e-3),
+            # C: CMA-ES, population 64, 16 episodes each, sigma0 0.1, x0 = 0, the mean
+            # evaluated every 25 generations over 1024 episodes (paper, appendix A.3).
+            controller=Controller(
+                popsize=64,
+                trials=16,
+                generations=1800,
+                max_steps=1000,
+                eval_every=25,
+                eval_episodes=1024,
+            ),
         ),
         # Doom: actions held for 1-10 frames, a 2100-step cap, episodes under ~100 frames
         # dropped (original code, doomrnn/extract.py; paper section 4.2).
@@ -221,12 +287,30 @@ PRESETS: dict[str, Preset] = {
             vae=VAE(z_dim=64, epochs=10, batch_size=100, lr=1e-4),
             # M: 512 units, windows of 500 steps, done loss x10 (doomrnn, restart_factor).
             mdnrnn=MDNRNN(hidden=512, seq_len=500, epochs=40, batch_size=100, lr=1e-3),
+            # C: CMA-ES, population 64, 16 episodes each, sigma0 0.1, x0 = 0, the mean
+            # evaluated every 25 generations over 1024 episodes (paper, appendix A.3).
+            controller=Controller(
+                popsize=64,
+                trials=16,
+                generations=1800,
+                max_steps=2100,
+                eval_every=25,
+                eval_episodes=1024,
+            ),
         ),
         # Pong is not in the paper: ALE's v5 defaults (frame skip 4), the same data budget.
         pong=Game(
             data=Data(n_rollouts=10_000, max_steps=2000, policy="held", frame_skip=4),
             vae=VAE(z_dim=32, epochs=10, batch_size=100, lr=1e-4),
             mdnrnn=MDNRNN(hidden=256, seq_len=500, epochs=40, batch_size=100, lr=1e-3),
+            controller=Controller(
+                popsize=64,
+                trials=16,
+                generations=1800,
+                max_steps=2000,
+                eval_every=25,
+                eval_episodes=1024,
+            ),
         ),
     ),
 }

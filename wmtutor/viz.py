@@ -462,3 +462,82 @@ def plot_done_probability(ax: plt.Axes, done_prob: np.ndarray, terminated: np.nd
     ax.axhline(0.5, color="0.6", lw=0.8)
     ax.set(xlabel="step", ylabel="probability", ylim=(-0.02, 1.02))
     ax.legend(loc="upper left")
+
+
+# ---------------------------------------------------------------------------------------
+# Notebook 06: the controller
+
+
+def agent_frames(
+    frames: np.ndarray,
+    reconstructions: np.ndarray,
+    actions: np.ndarray,
+    names: Sequence[str],
+    scale: int = 3,
+) -> np.ndarray:
+    """GIF frames: the real frame | V's reconstruction | a bar per action, for each step.
+
+    ``actions`` ``(T, n)`` in each action's own range (CarRacing: steer in [-1, 1], gas
+    and brake in [0, 1]) or ``(T,)`` discrete action indices, named by ``names``.
+    """
+    from PIL import ImageDraw
+
+    real = label_frames(frames, "real", scale)
+    recon = label_frames(reconstructions, "V sees", scale)
+    height = real.shape[1]
+    actions = np.asarray(actions)
+    out = []
+    for t in range(len(frames)):
+        panel = Image.new("RGB", (150, height), (255, 255, 255))
+        draw = ImageDraw.Draw(panel)
+        draw.text((6, 4), f"step {t}", fill=(0, 0, 0))
+        if actions.ndim == 2:
+            for j, name in enumerate(names):
+                y = 30 + 34 * j
+                value = float(actions[t, j])
+                draw.text((6, y), f"{name} {value:+.2f}", fill=(0, 0, 0))
+                draw.rectangle((6, y + 14, 144, y + 24), outline=(150, 150, 150))
+                zero = 75 if name == "steer" else 6
+                end = zero + value * (69 if name == "steer" else 138)
+                draw.rectangle((min(zero, end), y + 14, max(zero, end), y + 24), fill=(200, 60, 60))
+        else:
+            k = int(actions[t])
+            draw.text((6, 30), f"action {k}: {names[k] if k < len(names) else ''}", fill=(0, 0, 0))
+        out.append(np.concatenate([real[t], np.full((height, 4, 3), 255, np.uint8), recon[t],
+                                   np.asarray(panel)], axis=1))  # fmt: skip
+    return np.stack(out)
+
+
+def plot_cmaes_log(ax: plt.Axes, log: Sequence[dict], title: str = "") -> None:
+    """Best, mean and worst fitness per generation, and the evaluated mean (with its std)."""
+    g = [r["generation"] for r in log]
+    ax.plot(g, [r["best"] for r in log], label="best", color="tab:green")
+    ax.plot(g, [r["mean"] for r in log], label="mean", color="tab:blue")
+    ax.plot(g, [r["worst"] for r in log], label="worst", color="tab:red", lw=0.8)
+    evals = [r for r in log if "eval_mean" in r]
+    if evals:
+        ax.errorbar([r["generation"] for r in evals], [r["eval_mean"] for r in evals],
+                    yerr=[r["eval_std"] for r in evals], fmt="ko", capsize=3,
+                    label="mean params, evaluated")  # fmt: skip
+    ax.set(xlabel="generation", ylabel="return", title=title)
+    ax.legend(loc="upper left", fontsize=8)
+
+
+def episode_player(frames: np.ndarray, scale: int = 2):
+    """An ipywidgets player (play button and a slider over time) for a recorded episode."""
+    import ipywidgets as widgets
+
+    image = widgets.Image(format="png")
+    slider = widgets.IntSlider(value=0, min=0, max=len(frames) - 1, description="step")
+    play = widgets.Play(value=0, min=0, max=len(frames) - 1, interval=60)
+    widgets.jslink((play, "value"), (slider, "value"))
+
+    def show(change=None) -> None:
+        buf = io.BytesIO()
+        Image.fromarray(upscale(frames[slider.value], scale) if frames.shape[1] <= 96
+                        else frames[slider.value]).save(buf, format="png")  # fmt: skip
+        image.value = buf.getvalue()
+
+    slider.observe(show, names="value")
+    show()
+    return widgets.VBox([widgets.HBox([play, slider]), image])

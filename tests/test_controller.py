@@ -1,0 +1,140 @@
+"""C (wmtutor/controller.py): parameters, the batched agent, resumable and robust CMA-ES."""
+
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from wmtutor.cli import main as cli_main
+from wmtutor.controller import (
+    Agent,
+    Controller,
+    LocalPool,
+    load_controller_state,
+    run_episodes,
+    run_tasks,
+    train_controller,
+)
+from wmtutor.envs import make_env
+from wmtutor.mdnrnn import MDNRNN
+from wmtutor.presets import Controller as ControllerConfig
+from wmtutor.training import save_checkpoint
+from wmtutor.vae import ConvVAE
+
+CONFIG = ControllerConfig(popsize=6, trials=2, generations=3, max_steps=10, sigma0=0.5,
+                          eval_every=2, eval_episodes=2, timeout=60)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory):
+    """A Doom agent with small, untrained V and M saved as real checkpoints."""
+    folder = tmp_path_factory.mktemp("agent")
+    torch.manual_seed(0)
+    vae, mdnrnn = ConvVAE(8), MDNRNN(8, 3, hidden=16)
+    save_checkpoint(folder / "vae.pt", model=vae.state_dict(),
+                    config={"architecture": "ConvVAE-v1", "z_dim": 8})  # fmt: skip
+    save_checkpoint(folder / "m.pt", model=mdnrnn.state_dict(),
+                    config={"architecture": "MDNRNN-v1", "z_dim": 8, "action_dim": 3,
+                            "hidden": 16, "n_gaussians": 5})  # fmt: skip
+    return {"game": "doom", "vae": str(folder / "vae.pt"), "mdnrnn": str(folder / "m.pt"),
+            "inputs": "zh", "frame_skip": 1}  # fmt: skip
+
+
+def fake_evaluate(spec, params, seeds, max_steps):
+    """A quick stand-in for the game: the return peaks at params = 0.3, plus seeded noise."""
+    marker = spec.get("marker")
+    if marker and not os.path.exists(marker):
+        open(marker, "w").close()
+        if spec.get("fault") == "crash":
+            os._exit(1)  # the worker process dies
+        time.sleep(60)  # the worker hangs
+    noise = [np.random.default_rng(s).normal(0, 0.01) for s in seeds]
+    return [float(-np.square(np.asarray(params) - 0.3).sum() + e) for e in noise]
+
+
+def test_the_papers_carracing_controller_has_867_parameters():
+    c = Controller(z_dim=32, hidden=256, size=3, inputs="zh")
+    assert c.n_params == 867
+    assert Controller(32, 256, 3, inputs="z").n_params == 32 * 3 + 3
+    assert Controller(64, 512, 1, inputs="zch", bias=False).n_params == 64 + 2 * 512
+    x = np.random.default_rng(0).normal(size=867)
+    W = c.W
+    c.set_params(x)
+    assert c.W is W  # in place: no new arrays each time
+    np.testing.assert_allclose(c.get_params(), x, rtol=1e-6)
+    y = c(np.ones((5, 32), np.float32), np.ones((5, 256), np.float32), None)
+    assert y.shape == (5, 3) and np.all(np.abs(y) <= 1)
+    with pytest.raises(ValueError, match="expected 867 parameters"):
+        c.set_params(np.zeros(10))
+    with pytest.raises(ValueError, match="inputs"):
+        Controller(32, 256, 3, inputs="h")
+
+
+def test_batched_episodes_match_one_at_a_time(spec):
+    from wmtutor.mdnrnn import load_mdnrnn
+    from wmtutor.vae import load_vae
+
+    vae, mdnrnn = load_vae(spec["vae"]), load_mdnrnn(spec["mdnrnn"])
+    envs = [make_env("doom") for _ in range(3)]
+    agent = Agent(vae, mdnrnn, Controller(8, 16, 1), envs[0].adapter)
+    agent.controller.set_params(np.random.default_rng(1).normal(0, 1, agent.controller.n_params))
+    together = run_episodes(agent, envs, [5, 6, 7], max_steps=40)
+    alone = [run_episodes(agent, envs[:1], [s], max_steps=40) for s in (5, 6, 7)]
+    np.testing.assert_allclose(together["returns"], [a["returns"][0] for a in alone])
+    np.testing.assert_array_equal(together["lengths"], [a["lengths"][0] for a in alone])
+    recorded = run_episodes(agent, envs[:1], [5], max_steps=40, record=True)
+    assert recorded["frames"].shape == (recorded["lengths"][0], 64, 64, 3)
+
+
+def test_training_resumes_exactly(spec, tmp_path):
+    train_controller(spec, tmp_path / "a", CONFIG, workers=1, progress=False,
+                     evaluate=fake_evaluate)  # fmt: skip
+    short = ControllerConfig(**{**CONFIG.__dict__, "generations": 2})
+    train_controller(spec, tmp_path / "b", short, workers=1, progress=False, evaluate=fake_evaluate)
+    log = train_controller(spec, tmp_path / "b", CONFIG, workers=1, progress=False,
+                           evaluate=fake_evaluate)  # fmt: skip
+    a, b = load_controller_state(tmp_path / "a"), load_controller_state(tmp_path / "b")
+    np.testing.assert_array_equal(a["es_mean"], b["es_mean"])
+    np.testing.assert_array_equal(a["best_params"], b["best_params"])
+    assert [r["generation"] for r in log] == [1, 2, 3] and "eval_mean" in log[1]
+    assert log[-1]["best"] > log[0]["worst"]
+
+
+def test_a_crashed_or_hung_worker_loses_no_generation(spec, tmp_path):
+    crash = dict(spec, marker=str(tmp_path / "crashed"), fault="crash")
+    with pytest.warns(UserWarning, match="failed.*running it again"):
+        log = train_controller(crash, tmp_path / "c", CONFIG, workers=2, progress=False,
+                               evaluate=fake_evaluate)  # fmt: skip
+    assert len(log) == 3 and (tmp_path / "crashed").exists()
+    pool = LocalPool(2)
+    hang = dict(spec, marker=str(tmp_path / "hung"), fault="hang")
+    tasks = [(hang, np.zeros(3), [i], 10) for i in range(4)]
+    start = time.monotonic()
+    with pytest.warns(UserWarning, match="longer than 3 s"):
+        results = run_tasks(pool, fake_evaluate, tasks, timeout=3)
+    pool.shutdown()
+    assert len(results) == 4 and time.monotonic() - start < 30
+
+
+def test_the_dask_path_on_a_local_cluster(spec, tmp_path):
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1")
+        config = ControllerConfig(**{**CONFIG.__dict__, "generations": 1, "popsize": 4})
+        log = train_controller(spec, tmp_path / "d", config, executor=client.get_executor(),
+                               progress=False)  # fmt: skip
+    assert len(log) == 1 and np.isfinite(log[0]["mean"])
+
+
+def test_cli_trains_and_evaluates(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WMTUTOR_RUNS", str(tmp_path))
+    args = ["--env", "pong", "--preset", "tiny", "--workers", "1"]
+    cli_main(["train-controller", *args, "--quiet"])
+    assert "generation 2: best" in capsys.readouterr().out
+    cli_main(["evaluate", *args, "--episodes", "3"])
+    out = capsys.readouterr().out
+    assert "agent:" in out and "random:" in out
