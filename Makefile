@@ -50,6 +50,9 @@ assets: setup
 bench: setup
 	$(BIN)/python benchmarks/cmaes_vs_pycma.py
 	$(BIN)/python benchmarks/gather.py
+	$(BIN)/python benchmarks/vae.py
+	$(BIN)/python benchmarks/mdnrnn.py
+	$(BIN)/python benchmarks/controller.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

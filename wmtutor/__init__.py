@@ -13,6 +13,7 @@ One module per component, read top to bottom:
 * ``vae``     -- V: the convolutional VAE, its loss, training, encoding rollouts into z
 * ``mdnrnn``  -- M: the MDN-RNN, its loss, sampling with tau, training, open-loop dreams
 * ``training``-- what the training loops share: checkpoints, logs, bf16, held-out split
+* ``controller``-- C: the linear controller, the batched agent, CMA-ES on any Executor
 * ``viz``     -- every figure and GIF
 * ``cli``     -- the ``wmtutor`` command
 """
