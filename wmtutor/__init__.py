@@ -14,6 +14,7 @@ One module per component, read top to bottom:
 * ``mdnrnn``  -- M: the MDN-RNN, its loss, sampling with tau, training, open-loop dreams
 * ``training``-- what the training loops share: checkpoints, logs, bf16, held-out split
 * ``controller``-- C: the linear controller, the batched agent, CMA-ES on any Executor
+* ``dream``   -- M as a Gymnasium vector environment; a CMA-ES generation in one batch
 * ``viz``     -- every figure and GIF
 * ``cli``     -- the ``wmtutor`` command
 """

@@ -117,6 +117,7 @@ def mdn_sample(
     log_sigma: torch.Tensor,
     tau: float = 1.0,
     generator: torch.Generator | None = None,
+    noise: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Draw one sample per batch element and dimension, with temperature ``tau``.
 
@@ -127,6 +128,11 @@ def mdn_sample(
     heaviest component.
 
     Shapes: parameters ``(..., K, D)`` -> sample ``(..., D)``.
+
+    ``noise = (u, eps)``, both ``(..., D)``, fixes the randomness instead of ``generator``:
+    ``u`` uniform in [0, 1) picks the component (inverse CDF of the weights), ``eps``
+    standard normal is the Gaussian noise. The same noise gives the same sample whether
+    the batch is evaluated all at once or row by row (the dream's equivalence test).
     """
     if not tau >= 0:
         raise ValueError(f"tau must be >= 0, got {tau!r}")
@@ -135,10 +141,16 @@ def mdn_sample(
             k = logit_pi.argmax(dim=-2, keepdim=True)
             return mu.gather(-2, k).squeeze(-2)
         probs = torch.softmax(logit_pi.float() / tau, dim=-2)
-        flat = probs.movedim(-2, -1).reshape(-1, probs.shape[-2])
-        k = torch.multinomial(flat, 1, generator=generator)
-        k = k.reshape(probs.shape[:-2] + probs.shape[-1:]).unsqueeze(-2)
+        if noise is not None:
+            u, eps = noise
+            cdf = probs.cumsum(dim=-2)
+            k = (cdf < u.unsqueeze(-2)).sum(dim=-2, keepdim=True).clamp(max=probs.shape[-2] - 1)
+        else:
+            flat = probs.movedim(-2, -1).reshape(-1, probs.shape[-2])
+            k = torch.multinomial(flat, 1, generator=generator)
+            k = k.reshape(probs.shape[:-2] + probs.shape[-1:]).unsqueeze(-2)
         mu_k = mu.gather(-2, k).squeeze(-2)
         sigma_k = log_sigma.clamp(min=LOG_SIGMA_MIN).gather(-2, k).squeeze(-2).exp()
-        noise = torch.randn(mu_k.shape, generator=generator, device=mu_k.device, dtype=mu_k.dtype)
-        return mu_k + sigma_k * math.sqrt(tau) * noise
+        if noise is None:
+            eps = torch.randn(mu_k.shape, generator=generator, device=mu_k.device, dtype=mu_k.dtype)
+        return mu_k + sigma_k * math.sqrt(tau) * eps

@@ -120,10 +120,18 @@ class MDNRNN(nn.Module):
 
 
 def sample_next(
-    prediction: Prediction, tau: float = 1.0, generator: torch.Generator | None = None
+    prediction: Prediction,
+    tau: float = 1.0,
+    generator: torch.Generator | None = None,
+    noise: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """A sample of the next z from M's mixture at temperature ``tau``: ``(..., z_dim)``."""
-    return mdn_sample(prediction.logit_pi, prediction.mu, prediction.log_sigma, tau, generator)
+    """A sample of the next z from M's mixture at temperature ``tau``: ``(..., z_dim)``.
+
+    ``noise = (u, eps)`` fixes the randomness (see ``wmtutor.mdn.mdn_sample``).
+    """
+    return mdn_sample(
+        prediction.logit_pi, prediction.mu, prediction.log_sigma, tau, generator, noise
+    )
 
 
 def sample_z(mu: torch.Tensor, logvar: torch.Tensor, generator=None) -> torch.Tensor:
