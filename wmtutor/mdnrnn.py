@@ -40,7 +40,7 @@ from wmtutor.rollouts import load_rollout
 from wmtutor.training import (
     autocast,
     load_checkpoint,
-    read_log,
+    resume,
     save_checkpoint,
     split_files,
     write_log,
@@ -295,23 +295,7 @@ def train_mdnrnn(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     shape = {"architecture": ARCHITECTURE, "z_dim": z_dim, "action_dim": action_dim,
              "hidden": config.hidden, "n_gaussians": config.n_gaussians}  # fmt: skip
-    epoch, step, log = 0, 0, []
-    if ckpt_path.exists() and not restart:
-        state = load_checkpoint(ckpt_path, device)
-        for key, value in shape.items():
-            if state.get("config", {}).get(key) != value:
-                raise ValueError(
-                    f"{ckpt_path} was trained with {key}={state['config'].get(key)!r}, not "
-                    f"{value!r}: pass restart=True (--restart) to train a new one in its "
-                    "place, or choose another folder"
-                )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        epoch, step = int(state["epoch"]), int(state["step"])
-        torch.set_rng_state(state["rng"])
-        log = [r for r in read_log(log_path) if r["step"] <= step]
-    elif restart:
-        log_path.unlink(missing_ok=True)
+    epoch, step, log = resume(ckpt_path, log_path, model, optimizer, shape, restart, device)
 
     window = config.seq_len
     val_loader = DataLoader(

@@ -74,3 +74,39 @@ def write_log(path: Path, rows: list[dict]) -> None:
 def file_digest(path: str | os.PathLike) -> str:
     """A short SHA-256 of a file: which checkpoint made an encoding."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def resume(
+    ckpt_path: Path,
+    log_path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    want: dict,
+    restart: bool,
+    device: torch.device,
+) -> tuple[int, int, list[dict]]:
+    """Pick up a training run where its last checkpoint left it: ``(epoch, step, log)``.
+
+    Loads the model, optimizer and torch RNG state from ``ckpt_path`` and keeps the log
+    rows up to the saved step. ``want`` (e.g. ``{"z_dim": 32}``) must match the
+    checkpoint's config, else a ValueError says which key differs and what to do. With
+    ``restart=True`` (or no checkpoint yet) it starts from zero and clears the log.
+    """
+    if restart or not ckpt_path.exists():
+        if restart:
+            log_path.unlink(missing_ok=True)
+        return 0, 0, []
+    state = load_checkpoint(ckpt_path, device)
+    old = state.get("config", {})
+    for key, value in want.items():
+        if old.get(key) != value:
+            raise ValueError(
+                f"{ckpt_path} was trained with {key}={old.get(key)!r}, not {value!r}: pass "
+                "restart=True (--restart) to train a new one in its place, or choose another "
+                "folder"
+            )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"])  # the same samples as an uninterrupted run
+    step = int(state["step"])
+    return int(state["epoch"]), step, [r for r in read_log(log_path) if r["step"] <= step]

@@ -39,7 +39,7 @@ from wmtutor.training import (
     autocast,
     file_digest,
     load_checkpoint,
-    read_log,
+    resume,
     save_checkpoint,
     split_files,
     write_log,
@@ -262,25 +262,8 @@ def train_vae(
     model = ConvVAE(config.z_dim).to(device)
     fused = device.type in ("cpu", "cuda")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=fused)
-    epoch, step, log = 0, 0, []
-    if ckpt_path.exists() and not restart:
-        state = load_checkpoint(ckpt_path, device)
-        old = state.get("config", {})
-        want = {"architecture": ARCHITECTURE, "z_dim": config.z_dim}
-        for key, value in want.items():
-            if old.get(key) != value:
-                raise ValueError(
-                    f"{ckpt_path} was trained with {key}={old.get(key)!r}, not {value!r}: "
-                    "pass restart=True (--restart) to train a new one in its place, or "
-                    "choose another folder"
-                )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        epoch, step = int(state["epoch"]), int(state["step"])
-        torch.set_rng_state(state["rng"])  # the same z samples as an uninterrupted run
-        log = [r for r in read_log(log_path) if r["step"] <= step]  # drop an unsaved epoch's
-    elif restart:
-        log_path.unlink(missing_ok=True)
+    want = {"architecture": ARCHITECTURE, "z_dim": config.z_dim}
+    epoch, step, log = resume(ckpt_path, log_path, model, optimizer, want, restart, device)
     if epoch == 0 and not log:
         log.append({"kind": "epoch", "epoch": 0, "step": 0, **evaluate(model, val, config)})
     write_log(log_path, log)
