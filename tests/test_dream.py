@@ -1,5 +1,7 @@
 """The dream (wmtutor/dream.py): a Gymnasium vector env inside M, and batched generations."""
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -57,3 +59,77 @@ def test_batched_generation_matches_one_episode_at_a_time(mdnrnn):
     cold = [dream_generation(mdnrnn, "doom", params, z0, 3, tau=0.0, max_steps=30, seed=s)
             for s in (1, 2)]  # fmt: skip
     np.testing.assert_array_equal(cold[0], cold[1])  # tau = 0: no randomness left
+
+
+@pytest.fixture(scope="module")
+def dream_spec(mdnrnn, tmp_path_factory):
+    """M saved as a checkpoint, V, and a folder of 'encoded rollouts' to start dreams from."""
+    from wmtutor.training import save_checkpoint
+    from wmtutor.vae import ConvVAE
+
+    folder = tmp_path_factory.mktemp("dream")
+    save_checkpoint(folder / "m.pt", model=mdnrnn.state_dict(),
+                    config={"architecture": "MDNRNN-v1", "z_dim": 6, "action_dim": 3,
+                            "hidden": 12, "n_gaussians": 5})  # fmt: skip
+    torch.manual_seed(0)
+    save_checkpoint(folder / "vae.pt", model=ConvVAE(6).state_dict(),
+                    config={"architecture": "ConvVAE-v1", "z_dim": 6})  # fmt: skip
+    latents = folder / "latents"
+    latents.mkdir()
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(4):
+        name = f"rollout_{i:05d}.npz"
+        np.savez(latents / name, mu=rng.normal(size=(5, 6)).astype(np.float32),
+                 logvar=np.full((5, 6), -2.0, np.float32))  # fmt: skip
+        files.append({"index": i, "file": name, "length": 5})
+    (latents / "manifest.json").write_text(json.dumps({"config": {"z_dim": 6}, "files": files}))
+    return {"game": "doom", "vae": str(folder / "vae.pt"), "mdnrnn": str(folder / "m.pt"),
+            "latents": str(latents), "inputs": "zch", "bias": False, "frame_skip": 1}  # fmt: skip
+
+
+def test_training_in_the_dream_resumes_exactly(dream_spec, tmp_path):
+    from wmtutor.controller import load_controller_state, train_controller
+    from wmtutor.presets import Controller, Dream
+
+    config = Controller(popsize=6, trials=3, generations=4, max_steps=25, eval_every=2,
+                        eval_episodes=5, inputs="zch", bias=False)  # fmt: skip
+    dream = Dream(tau=1.0)
+    log = train_controller(dream_spec, tmp_path / "a", config, progress=False, dream=dream)
+    assert [row["where"] for row in log] == ["dream"] * 4
+    assert all(1 <= row["worst"] <= row["mean"] <= row["best"] <= 25 for row in log)
+    assert "eval_mean" in log[1] and "eval_mean" not in log[0]
+    state = load_controller_state(tmp_path / "a")
+    assert state["mean_params"].shape == (6 + 12 + 12,)  # [z, c, h] -> 1 output, no bias
+    short = Controller(**{**config.__dict__, "generations": 2})
+    train_controller(dream_spec, tmp_path / "b", short, progress=False, dream=dream)
+    again = train_controller(dream_spec, tmp_path / "b", config, progress=False, dream=dream)
+    np.testing.assert_array_equal(
+        state["es_mean"], load_controller_state(tmp_path / "b")["es_mean"]
+    )
+    assert [r["best"] for r in again] == [r["best"] for r in log]
+    # another temperature dreams other dreams
+    other = train_controller(dream_spec, tmp_path / "c", config, progress=False,
+                             dream=Dream(tau=0.1))  # fmt: skip
+    assert [r["best"] for r in other] != [r["best"] for r in log]
+
+
+def test_the_agent_plays_one_dream_and_sees_it_decoded(dream_spec):
+    from wmtutor.dream import dream_episode, initial_latents
+    from wmtutor.mdnrnn import load_mdnrnn
+    from wmtutor.vae import load_vae
+
+    mu, logvar = initial_latents(dream_spec["latents"])
+    assert mu.shape == logvar.shape == (4, 6)
+    m, vae = load_mdnrnn(dream_spec["mdnrnn"]), load_vae(dream_spec["vae"])
+    env = DreamEnv(m, "doom", mu, tau=1.0, max_steps=30, vae=vae)
+    params = np.random.default_rng(0).normal(0, 1, 6 + 2 * 12)
+    out = dream_episode(env, params, "zch", seed=3)
+    T = len(out["actions"])
+    assert 1 <= T <= 30 and out["return"] == T  # +1 per step survived
+    assert out["frames"].shape == (T, 64, 64, 3) and out["frames"].dtype == np.uint8
+    assert out["z"].shape == (T, 6) and set(out["actions"]) <= {0, 1, 2}
+    again = dream_episode(env, params, "zch", seed=3, render=False)
+    np.testing.assert_array_equal(again["actions"], out["actions"])  # seeded: the same dream
+    with pytest.raises(ValueError, match="num_envs must be 1"):
+        dream_episode(DreamEnv(m, "doom", mu, num_envs=2), params)

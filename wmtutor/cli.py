@@ -159,6 +159,18 @@ def _executor(scheduler: str | None):
     return client, client.get_executor()
 
 
+def _dream_config(args: argparse.Namespace, preset):
+    """The preset's dream settings with --tau / --done-threshold applied, or None (real game)."""
+    import dataclasses
+
+    if not getattr(args, "in_dream", False):
+        return None
+    dream = preset.game(args.env).dream
+    flags = {k: getattr(args, k, None) for k in ("tau", "done_threshold")}
+    changes = {k: v for k, v in flags.items() if v is not None}
+    return dataclasses.replace(dream, **changes)
+
+
 def cmd_train_controller(args: argparse.Namespace) -> None:
     import dataclasses
 
@@ -170,14 +182,16 @@ def cmd_train_controller(args: argparse.Namespace) -> None:
              "backend", "timeout")  # fmt: skip
     changes = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     config = dataclasses.replace(config, **changes)
+    dream = _dream_config(args, preset)
     spec = agent_spec(args.env, preset, args.inputs)
-    out = args.out or controller_dir(args.env, preset, args.inputs)
-    print(f"C for {args.env} ({args.inputs}) -> {out}\n  {config}", flush=True)
+    out = args.out or controller_dir(args.env, preset, spec["inputs"], dream.tau if dream else None)
+    where = f"in the dream, tau {dream.tau}" if dream else "in the real game"
+    print(f"C for {args.env} ({spec['inputs']}, {where}) -> {out}\n  {config}", flush=True)
     client, executor = _executor(args.scheduler)
     try:
         log = train_controller(spec, out, config, seed=preset.seed, executor=executor,
                                workers=args.workers, restart=args.restart,
-                               progress=not args.quiet)  # fmt: skip
+                               progress=not args.quiet, dream=dream)  # fmt: skip
     finally:
         if client:
             client.close()
@@ -189,42 +203,69 @@ def cmd_train_controller(args: argparse.Namespace) -> None:
         )
         print(
             f"generation {row['generation']}: best {row['best']:.1f}, mean {row['mean']:.1f}, "
-            f"worst {row['worst']:.1f} (cap {row['max_steps']}, {row['seconds']:.0f} s){extra}"
+            f"worst {row['worst']:.1f} (cap {row['max_steps']}, {row['seconds']:.1f} s){extra}"
         )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from wmtutor.controller import (
-        agent_spec,
-        controller_dir,
-        evaluate_params,
-        load_controller_state,
-        random_returns,
-    )
-    from wmtutor.rollouts import rollout_seed
+    from wmtutor.controller import agent_spec, controller_dir, load_controller_state
+    from wmtutor.dream import score_controller
 
     preset = get_preset(args.preset)
     config = preset.game(args.env).controller
-    folder = args.controller or controller_dir(args.env, preset, args.inputs)
+    dream = _dream_config(args, preset)
+    spec = agent_spec(args.env, preset, args.inputs)
+    tau = dream.tau if dream else None
+    folder = args.controller or controller_dir(args.env, preset, spec["inputs"], tau)
     state = load_controller_state(folder)
     params = state["best_params"] if args.params == "best" else state["mean_params"]
-    spec = agent_spec(args.env, preset, args.inputs)
     max_steps = args.max_steps or config.max_steps
     client, executor = _executor(args.scheduler)
     try:
-        scores = evaluate_params(spec, params, args.episodes, max_steps, executor=executor,
-                                 workers=args.workers)  # fmt: skip
+        result = score_controller(spec, params, args.episodes, max_steps, dream=dream,
+                                 executor=executor, workers=args.workers)  # fmt: skip
     finally:
         if client:
             client.close()
-    seeds = [rollout_seed(10_000, 0, j) for j in range(args.episodes)]
-    random = random_returns(args.env, seeds, max_steps)
     print(
         f"{args.env}, {args.episodes} episodes of up to {max_steps} steps "
         f"({args.params} parameters of {folder}, generation {state['generation']}):"
     )
-    print(f"  agent:  {scores.mean():.1f} ± {scores.std():.1f}")
-    print(f"  random: {random.mean():.1f} ± {random.std():.1f}  (white noise, same seeds)")
+    print(f"  agent:  {result['real_mean']:.1f} ± {result['real_std']:.1f}")
+    print(f"  random: {result['random_mean']:.1f} ± {result['random_std']:.1f}"
+          "  (white noise, same seeds)")  # fmt: skip
+    if dream:
+        print(f"  in its dream (tau {dream.tau}): "
+              f"{result['dream_mean']:.1f} ± {result['dream_std']:.1f}")  # fmt: skip
+
+
+def cmd_pipeline(args: argparse.Namespace) -> None:
+    from wmtutor.pipeline import run_pipeline
+
+    preset = get_preset(args.preset)
+    record = run_pipeline(args.env, preset, args.tau, progress=not args.quiet)
+    r = record["result"]
+    print(
+        f"\n{args.env}, preset {preset.name}: every stage in {record['total_seconds'] / 60:.1f} min"
+    )
+    for name, seconds in record["stages"].items():
+        print(f"  {name:<10} {seconds:8.1f} s")
+    print(f"real game, {r['episodes']} episodes: {r['real_mean']:.1f} ± {r['real_std']:.1f}")
+    print(f"random play, same seeds:      {r['random_mean']:.1f} ± {r['random_std']:.1f}")
+    print(f"in the dream (tau {r['tau']:g}):       {r['dream_mean']:.1f} ± {r['dream_std']:.1f}")
+    for path in record.get("gifs", []):
+        print(f"GIF: {path}")
+
+
+def cmd_tau_sweep(args: argparse.Namespace) -> None:
+    from wmtutor.dream import sweep_table, tau_sweep
+
+    preset = get_preset(args.preset)
+    rows = tau_sweep(args.env, preset, progress=not args.quiet)
+    d = preset.game(args.env).dream
+    print(f"\n{args.env}, preset {preset.name}: C trained {d.sweep_generations} generations in "
+          f"the dream at each tau, tested over {d.sweep_episodes} real episodes\n")  # fmt: skip
+    print(sweep_table(rows))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -337,8 +378,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     def agent_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--env", required=True, choices=list(GAMES), help="the game")
-        p.add_argument("--inputs", default="zh", choices=("z", "zh", "zch"),
-                       help="what C sees: z (V only), zh (V and M; default), zch")  # fmt: skip
+        p.add_argument("--inputs", choices=("z", "zh", "zch"),
+                       help="what C sees: z (V only), zh (V and M), zch (also M's cell "
+                       "state) (default: the preset's: zch for Doom, zh otherwise)")  # fmt: skip
+        p.add_argument("--in-dream", action="store_true",
+                       help="a controller trained in M's dream (folder controller_<inputs>"
+                       "_dream<tau>)")  # fmt: skip
+        p.add_argument("--tau", type=float, help="M's temperature in the dream (default: the "
+                       "preset's, 1.15)")  # fmt: skip
         p.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
         p.add_argument("--scheduler", help="a Dask scheduler, tcp://host:8786 (default: local)")
         p.add_argument("--max-steps", type=int, help="episode cap (default: the preset's)")
@@ -346,10 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train-controller",
-        help="train C with CMA-ES in the real game (resumable)",
+        help="train C with CMA-ES in the real game, or in M's dream (resumable)",
         description="Train the linear controller with CMA-ES, every candidate playing the real "
-        "game with V and M. The whole state is saved after each generation; re-running "
-        "resumes. Defaults come from the preset.",
+        "game with V and M, or with --in-dream every candidate dreaming inside M (a whole "
+        "generation as one batch). The whole state is saved after each generation; "
+        "re-running resumes. Defaults come from the preset.",
     )
     agent_flags(p)
     p.add_argument("--out", help="folder (default: runs/<env>/<preset>/controller_<inputs>)")
@@ -361,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", type=float, help="stop when the evaluated mean reaches this")
     p.add_argument("--backend", choices=("wmtutor", "pycma"), help="CMA-ES implementation")
     p.add_argument("--timeout", type=float, help="seconds before an evaluation counts as hung")
+    p.add_argument("--done-threshold", type=float,
+                   help="with --in-dream: a dream ends when M's P(done) exceeds this")  # fmt: skip
     p.add_argument("--restart", action="store_true", help="start over, replacing the state")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train_controller)
@@ -377,6 +427,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", choices=("best", "mean"), default="mean",
                    help="the search's mean (default) or the best candidate seen")  # fmt: skip
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "pipeline",
+        help="every stage end to end: gather, V, encode, M, C in the dream, evaluate, GIFs",
+        description="Run the whole of World Models for one game with the preset's sizes: "
+        "gather random rollouts, train V, encode, train M, train C in M's dream, test it "
+        "for N episodes in the real game (random play and the dream's own score beside it) "
+        "and write a dream-vs-real GIF. Each stage resumes; stage times and scores go to "
+        "runs/<env>/<preset>/pipeline.json.",
+    )
+    p.add_argument("--env", default="doom", choices=list(GAMES), help="the game (default: doom)")
+    p.add_argument("--tau", type=float, help="M's temperature in the dream (default: the preset's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_preset_argument(p)
+    p.set_defaults(func=cmd_pipeline)
+
+    p = sub.add_parser(
+        "tau-sweep",
+        help="train C in dreams of several temperatures; test each in the real game",
+        description="The paper's temperature sweep at the preset's scale: for each tau of the "
+        "preset, C is trained in M's dream at that tau, then tested in the real game and in "
+        "its own dream. Each run is cached (runs/<env>/<preset>/tau_sweep/); prints a table.",
+    )
+    p.add_argument("--env", default="doom", choices=list(GAMES), help="the game (default: doom)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_preset_argument(p)
+    p.set_defaults(func=cmd_tau_sweep)
     return parser
 
 

@@ -34,8 +34,9 @@ import torch
 from wmtutor.cmaes import make_es
 from wmtutor.envs import make_env
 from wmtutor.presets import Controller as ControllerConfig
+from wmtutor.presets import Dream as DreamConfig
 from wmtutor.presets import Preset, get_preset
-from wmtutor.rollouts import rollout_seed
+from wmtutor.rollouts import default_workers, rollout_seed
 from wmtutor.utils import atomic_path, runs_dir
 
 INPUTS = ("z", "zh", "zch")
@@ -173,7 +174,7 @@ def run_episodes(
 
 
 # What a worker needs to build the agent: plain data, so it pickles cheaply to any worker.
-# {"game", "vae", "mdnrnn" (checkpoint paths), "inputs", "frame_skip"}
+# {"game", "vae", "mdnrnn" (checkpoint paths), "inputs", "bias", "frame_skip", "latents"}
 _WORKER: dict = {}
 
 
@@ -187,7 +188,8 @@ def _worker_agent(spec: dict, n_envs: int) -> tuple[Agent, list]:
         torch.set_num_threads(1)  # one process per core: no thread oversubscription
         vae, mdnrnn = load_vae(spec["vae"]), load_mdnrnn(spec["mdnrnn"])
         env = make_env(spec["game"], frame_skip=spec.get("frame_skip", 1))
-        controller = Controller(vae.z_dim, mdnrnn.hidden, env.adapter.size, spec["inputs"])
+        controller = Controller(vae.z_dim, mdnrnn.hidden, env.adapter.size, spec["inputs"],
+                                spec.get("bias", True))  # fmt: skip
         _WORKER.clear()
         _WORKER.update(key=key, agent=Agent(vae, mdnrnn, controller, env.adapter), envs=[env])
     envs = _WORKER["envs"]
@@ -306,10 +308,16 @@ def run_tasks(pool, fn: Callable, tasks: list[tuple], timeout: float, retries: i
 # Training with CMA-ES, resumable
 
 
-def controller_dir(game: str, preset: Preset | str | None = None, inputs: str = "zh") -> Path:
-    """Where the preset's controller lives: ``runs/<game>/<preset>/controller_<inputs>``."""
+def controller_dir(
+    game: str, preset: Preset | str | None = None, inputs: str | None = None,
+    tau: float | None = None,
+) -> Path:  # fmt: skip
+    """Where the preset's controller lives: ``runs/<game>/<preset>/controller_<inputs>``,
+    or ``controller_<inputs>_dream<tau>`` for one trained in M's dream at temperature tau."""
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    return runs_dir(game, preset.name, f"controller_{inputs}")
+    inputs = inputs or preset.game(game).controller.inputs
+    name = f"controller_{inputs}" + ("" if tau is None else f"_dream{tau:g}")
+    return runs_dir(game, preset.name, name)
 
 
 def _save_state(out_dir: Path, es, state: dict, log: list[dict]) -> None:
@@ -331,6 +339,35 @@ def load_controller_state(out_dir: str | os.PathLike) -> dict:
     return state
 
 
+class RealGame:
+    """Fitness in the real game: each candidate's episodes run on a pool of workers."""
+
+    where = "real"
+
+    def __init__(self, spec: dict, pool, seed: int, timeout: float, evaluate: Callable,
+                 n_tasks: int):  # fmt: skip
+        self.spec, self.pool, self.seed = spec, pool, seed
+        self.timeout, self.evaluate, self.n_tasks = timeout, evaluate, n_tasks
+
+    def population(self, solutions: np.ndarray, generation: int, trials: int,
+                   max_steps: int) -> np.ndarray:  # fmt: skip
+        """Returns ``(P, trials)``: every candidate plays the same ``trials`` seeds."""
+        seeds = [rollout_seed(self.seed, generation, j) for j in range(trials)]
+        tasks = [(self.spec, x, seeds, max_steps) for x in solutions]
+        return np.array(run_tasks(self.pool, self.evaluate, tasks, self.timeout))
+
+    def mean(self, params: np.ndarray, generation: int, episodes: int,
+             max_steps: int) -> np.ndarray:  # fmt: skip
+        """Returns ``(episodes,)`` of one parameter vector, split into ``n_tasks`` tasks."""
+        seeds = [rollout_seed(self.seed + 1, generation - 1, j) for j in range(episodes)]
+        chunks = [c for c in (seeds[i :: self.n_tasks] for i in range(self.n_tasks)) if c]
+        tasks = [(self.spec, params, c, max_steps) for c in chunks]
+        return np.concatenate(run_tasks(self.pool, self.evaluate, tasks, self.timeout))
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
 def train_controller(
     spec: dict,
     out_dir: str | os.PathLike,
@@ -342,23 +379,26 @@ def train_controller(
     restart: bool = False,
     progress: bool = True,
     evaluate: Callable = evaluate_candidate,
+    dream: DreamConfig | None = None,
 ) -> list[dict]:
-    """Train C with CMA-ES on the real game; return the log (one dict per generation).
+    """Train C with CMA-ES, in the real game or (``dream=``) in M's dream; return the log.
 
-    ``spec`` says what the agent is (``{"game", "vae", "mdnrnn", "inputs"}``; see
-    ``agent_spec``). Candidates are evaluated on ``executor`` if given (e.g. Dask's),
-    else on ``workers`` local processes (default: one per core). Each candidate plays
-    ``config.trials`` episodes (the same seeds for every candidate of a generation), its
-    fitness is the mean return minus ``config.l2 * |x|^2``. Every ``eval_every``
-    generations the mean of the search distribution plays ``eval_episodes`` episodes.
+    ``spec`` says what the agent is (``{"game", "vae", "mdnrnn", "inputs", ...}``; see
+    ``agent_spec``). In the real game, candidates are evaluated on ``executor`` if given
+    (e.g. Dask's), else on ``workers`` local processes (default: one per core). With
+    ``dream`` (a ``presets.Dream``) every candidate's episodes are dreamed by M in this
+    process instead, a whole generation as one batch (``wmtutor.dream.InDream``).
+
+    Each candidate plays ``config.trials`` episodes (the same seeds, or dream starts, for
+    every candidate of a generation); its fitness is the mean return minus
+    ``config.l2 * |x|^2``. Every ``eval_every`` generations the mean of the search
+    distribution plays ``eval_episodes`` episodes (where the candidates play).
 
     Writes ``state.npz`` (ES state, best and mean parameters, generation, episode cap) and
     ``log.json`` into ``out_dir`` after every generation, atomically; running again
     resumes exactly (wmtutor CMA-ES; pycma's state cannot be saved without pickle).
     """
     from tqdm.auto import tqdm
-
-    from wmtutor.rollouts import default_workers
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -368,7 +408,8 @@ def train_controller(
     from wmtutor.mdnrnn import load_mdnrnn
 
     mdnrnn = load_mdnrnn(spec["mdnrnn"])
-    controller = Controller(mdnrnn.z_dim, mdnrnn.hidden, size, spec["inputs"])
+    controller = Controller(mdnrnn.z_dim, mdnrnn.hidden, size, spec["inputs"],
+                            spec.get("bias", True))  # fmt: skip
     es = make_es(config.backend, np.zeros(controller.n_params), config.sigma0,
                  popsize=config.popsize, seed=seed)  # fmt: skip
     state = {"generation": 0, "max_steps": config.curriculum_start or config.max_steps,
@@ -392,22 +433,26 @@ def train_controller(
         state.update({k: v for k, v in saved.items() if not k.startswith("es_")})
         log = json.loads((out_dir / "log.json").read_text())
 
-    pool = ExecutorPool(executor) if executor else LocalPool(workers or default_workers())
-    bar = tqdm(total=config.generations, initial=state["generation"], desc="CMA-ES",
-               unit="gen", disable=not progress)  # fmt: skip
+    if dream is not None:
+        from wmtutor.dream import InDream
+
+        judge = InDream.from_spec(spec, dream, seed, mdnrnn=mdnrnn)
+    else:
+        pool = ExecutorPool(executor) if executor else LocalPool(workers or default_workers())
+        judge = RealGame(spec, pool, seed, config.timeout, evaluate, max(1, config.popsize))
+    bar = tqdm(total=config.generations, initial=state["generation"],
+               desc=f"CMA-ES ({judge.where})", unit="gen", disable=not progress)  # fmt: skip
     try:
         while state["generation"] < config.generations:
             g = state["generation"]
             start = time.perf_counter()
             solutions = es.ask()
-            seeds = [rollout_seed(seed, g, j) for j in range(config.trials)]
-            tasks = [(spec, x, seeds, state["max_steps"]) for x in solutions]
-            returns = np.array(run_tasks(pool, evaluate, tasks, config.timeout))
+            returns = judge.population(solutions, g, config.trials, state["max_steps"])
             fitness = returns.mean(axis=1) - config.l2 * np.square(solutions).sum(axis=1)
             es.tell(solutions, -fitness)
             row = {"generation": g + 1, "best": float(fitness.max()),
                    "mean": float(fitness.mean()), "worst": float(fitness.min()),
-                   "max_steps": state["max_steps"],
+                   "max_steps": state["max_steps"], "where": judge.where,
                    "seconds": time.perf_counter() - start}  # fmt: skip
             state["best_params"] = es.best_x.copy()
             state["mean_params"] = np.asarray(es.mean).copy()
@@ -422,11 +467,8 @@ def train_controller(
                 else:
                     state["best_mean_at_length"] = max(row["mean"], best_mean or -np.inf)
             if config.eval_every and (g + 1) % config.eval_every == 0:
-                eval_seeds = [rollout_seed(seed + 1, g, j) for j in range(config.eval_episodes)]
-                chunks = [eval_seeds[i :: max(1, config.popsize)] for i in range(config.popsize)]
-                chunks = [c for c in chunks if c]
-                tasks = [(spec, state["mean_params"], c, config.max_steps) for c in chunks]
-                scores = np.concatenate(run_tasks(pool, evaluate, tasks, config.timeout))
+                scores = judge.mean(state["mean_params"], g + 1, config.eval_episodes,
+                                    config.max_steps)  # fmt: skip
                 row.update(eval_mean=float(scores.mean()), eval_std=float(scores.std()))
                 if state["best_eval"] is None or row["eval_mean"] > state["best_eval"]:
                     state["best_eval"] = row["eval_mean"]
@@ -439,23 +481,31 @@ def train_controller(
                 break
     finally:
         bar.close()
-        pool.shutdown()
+        judge.close()
     return log
 
 
-def agent_spec(game: str, preset: Preset | str | None = None, inputs: str = "zh") -> dict:
-    """What workers need to build the preset's agent for ``game`` (V and M trained if missing)."""
+def agent_spec(
+    game: str, preset: Preset | str | None = None, inputs: str | None = None, progress: bool = True
+) -> dict:
+    """What workers need to build the preset's agent for ``game`` (V and M trained if missing).
+
+    ``inputs`` defaults to the preset's (``zch`` for Doom, as in the paper).
+    """
     from wmtutor.mdnrnn import get_mdnrnn, mdnrnn_dir
-    from wmtutor.vae import vae_dir
+    from wmtutor.vae import latents_dir, vae_dir
 
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    get_mdnrnn(game, preset)
+    get_mdnrnn(game, preset, progress=progress)
+    sizes = preset.game(game)
     return {
         "game": game,
         "vae": str(vae_dir(game, preset) / "vae.pt"),
         "mdnrnn": str(mdnrnn_dir(game, preset) / "mdnrnn.pt"),
-        "inputs": inputs,
-        "frame_skip": preset.game(game).data.frame_skip,
+        "latents": str(latents_dir(game, preset)),
+        "inputs": inputs or sizes.controller.inputs,
+        "bias": sizes.controller.bias,
+        "frame_skip": sizes.data.frame_skip,
     }
 
 
@@ -487,8 +537,6 @@ def evaluate_params(
     Episodes are split across the workers (or ``executor``), several at once per worker.
     Seeds start from ``seed``, away from the ones training used.
     """
-    from wmtutor.rollouts import default_workers
-
     workers = workers or default_workers()
     pool = ExecutorPool(executor) if executor else LocalPool(workers)
     seeds = [rollout_seed(seed, 0, j) for j in range(n_episodes)]

@@ -19,13 +19,19 @@ candidates ``(P, n_params)`` laid out as ``wmtutor.controller.Controller`` lays 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import torch
 
 from wmtutor.envs import GAMES, action_features
 from wmtutor.mdnrnn import MDNRNN, sample_next
+from wmtutor.presets import Dream as DreamConfig
+from wmtutor.presets import Preset, get_preset
 from wmtutor.training import autocast
+from wmtutor.utils import atomic_path, runs_dir
 
 
 def step_noise(seed: int, step: int, rows: int, z_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,7 +90,7 @@ class DreamEnv(gym.vector.VectorEnv):
         from wmtutor.envs import make_env
 
         env = make_env(game)
-        self.single_action_space = env.action_space
+        self.single_action_space, self.adapter = env.action_space, env.adapter
         env.close()
         size = mdnrnn.z_dim + 2 * mdnrnn.hidden
         self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
@@ -117,6 +123,7 @@ class DreamEnv(gym.vector.VectorEnv):
         self.z = torch.zeros(n, self.mdnrnn.z_dim)
         self.h, self.c = self.mdnrnn.initial_state((n,))
         self.steps = np.zeros(n, dtype=int)
+        self.done_prob = np.zeros(n, dtype=np.float32)
         self._start(np.arange(n))
         self._needs_reset[:] = False
         return self._obs(), {}
@@ -130,6 +137,7 @@ class DreamEnv(gym.vector.VectorEnv):
         self.z = sample_next(prediction, self.tau, generator)
         self.steps += 1
         done_prob = torch.sigmoid(prediction.done_logit).numpy()
+        self.done_prob = done_prob  # (num_envs,): M's belief that this step ended the game
         terminated = done_prob > self.done_threshold
         truncated = (self.steps >= self.max_steps) & ~terminated
         if self.reward_kind == "survival":
@@ -206,7 +214,7 @@ def dream_generation(
     W, b = W.repeat_interleave(trials, 0), b.repeat_interleave(trials, 0)
     z = torch.as_tensor(np.asarray(initial_z, np.float32)[:trials]).repeat(P, 1)
     h, c = mdnrnn.initial_state((B,))
-    alive = torch.ones(B, dtype=torch.bool)
+    live = torch.arange(B)  # the rows still dreaming; the batch shrinks as dreams end
     returns = torch.zeros(B)
     device = torch.device("cpu")
     for t in range(max_steps):
@@ -217,11 +225,15 @@ def dream_generation(
             prediction, _, (h, c) = mdnrnn(z[:, None], a[:, None], (h, c))
         prediction = type(prediction)(*(x[:, 0].float() for x in prediction))
         h, c = h.float(), c.float()
-        z = sample_next(prediction, tau, noise=step_noise(seed, t, B, mdnrnn.z_dim))
-        returns += alive.float()
-        alive &= torch.sigmoid(prediction.done_logit) <= done_threshold
-        if not alive.any():
-            break
+        u, eps = step_noise(seed, t, B, mdnrnn.z_dim)
+        z = sample_next(prediction, tau, noise=(u[live], eps[live]))
+        returns[live] += 1
+        keep = torch.sigmoid(prediction.done_logit) <= done_threshold
+        if not keep.all():
+            if not keep.any():
+                break
+            live, z, W, b = live[keep], z[keep], W[keep], b[keep]
+            h, c = h[:, keep], c[:, keep]
     return returns.reshape(P, trials).numpy()
 
 
@@ -274,3 +286,272 @@ def dream_one_by_one(
                 if torch.sigmoid(prediction.done_logit).item() > done_threshold:
                     break
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# Training C in the dream: the judge that train_controller asks for fitness
+
+
+def initial_latents(latents_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """``mu`` and ``logvar`` ``(N, z_dim)`` of the first frame of every encoded rollout: where
+    dreams start (a dream's z0 is drawn from N(mu, sigma^2) of one of them)."""
+    from wmtutor.rollouts import read_manifest
+
+    folder = Path(latents_dir)
+    manifest = read_manifest(folder)
+    mu, logvar = [], []
+    for entry in manifest["files"]:
+        with np.load(folder / entry["file"], allow_pickle=False) as data:
+            mu.append(data["mu"][0])
+            logvar.append(data["logvar"][0])
+    if not mu:
+        raise ValueError(f"{folder} holds no encoded rollouts to start dreams from")
+    return np.stack(mu), np.stack(logvar)
+
+
+class InDream:
+    """Fitness in M's dream: ``train_controller(..., dream=...)`` asks this for returns.
+
+    Each generation draws its own dream starts (``trials`` real first frames, z sampled
+    from their N(mu, sigma^2)) and its own sampling noise, both fixed by ``(seed,
+    generation)``, so resuming a run dreams exactly the same dreams. Every candidate of a
+    generation gets the same starts and noise; the whole generation is one batch
+    (``dream_generation``).
+    """
+
+    where = "dream"
+
+    def __init__(self, mdnrnn: MDNRNN, game: str, initial: tuple[np.ndarray, np.ndarray],
+                 config: DreamConfig, inputs: str, max_steps: int | None = None,
+                 seed: int = 0):  # fmt: skip
+        self.mdnrnn, self.game, self.config, self.inputs = mdnrnn.eval(), game, config, inputs
+        self.mu, self.sigma = initial[0], np.exp(0.5 * initial[1])
+        self.seed = seed
+
+    @classmethod
+    def from_spec(cls, spec: dict, config: DreamConfig, seed: int = 0, mdnrnn=None) -> InDream:
+        """The judge for ``agent_spec(...)``'s M (loaded unless given) and latents."""
+        from wmtutor.mdnrnn import load_mdnrnn
+
+        mdnrnn = mdnrnn or load_mdnrnn(spec["mdnrnn"])
+        return cls(mdnrnn, spec["game"], initial_latents(spec["latents"]), config,
+                   spec["inputs"], seed=seed)  # fmt: skip
+
+    def starts(self, stream: int, generation: int, n: int) -> tuple[np.ndarray, int]:
+        """``n`` starting z ``(n, z_dim)`` and a noise seed, fixed by (stream, generation)."""
+        from wmtutor.rollouts import rollout_seed
+
+        rng = np.random.default_rng([self.seed, stream, generation])
+        pick = rng.integers(len(self.mu), size=n)
+        z0 = self.mu[pick] + self.sigma[pick] * rng.standard_normal((n, self.mu.shape[1]))
+        return z0.astype(np.float32), rollout_seed(self.seed + stream, generation) % 2**31
+
+    def dream(self, params: np.ndarray, z0: np.ndarray, noise_seed: int, max_steps: int,
+              tau: float | None = None) -> np.ndarray:  # fmt: skip
+        """Returns ``(P, len(z0))``: every candidate dreams from every start."""
+        return dream_generation(
+            self.mdnrnn, self.game, params, z0, len(z0),
+            tau=self.config.tau if tau is None else tau, max_steps=max_steps,
+            inputs=self.inputs, done_threshold=self.config.done_threshold, seed=noise_seed,
+            precision=self.config.precision,
+        )  # fmt: skip
+
+    def population(self, solutions: np.ndarray, generation: int, trials: int,
+                   max_steps: int) -> np.ndarray:  # fmt: skip
+        z0, noise_seed = self.starts(0, generation, trials)
+        return self.dream(solutions, z0, noise_seed, max_steps)
+
+    def mean(self, params: np.ndarray, generation: int, episodes: int,
+             max_steps: int) -> np.ndarray:  # fmt: skip
+        z0, noise_seed = self.starts(1, generation, episodes)
+        return self.dream(np.asarray(params)[None], z0, noise_seed, max_steps)[0]
+
+    def close(self) -> None:
+        pass
+
+
+def score_controller(
+    spec: dict,
+    params: np.ndarray,
+    episodes: int,
+    max_steps: int,
+    *,
+    dream: DreamConfig | None = None,
+    executor=None,
+    workers: int | None = None,
+    seed: int = 10_000,
+) -> dict[str, float]:
+    """The paper's test: ``episodes`` real-game episodes of the agent, white-noise random
+    play on the same seeds beside it, and (with ``dream``) the same number of episodes in
+    the dream it was trained in. Returns ``{real,random,dream}_{mean,std}`` and the raw
+    ``real`` returns."""
+    from wmtutor.controller import evaluate_params, random_returns
+    from wmtutor.rollouts import rollout_seed
+
+    real = evaluate_params(spec, params, episodes, max_steps, seed=seed, executor=executor,
+                           workers=workers)  # fmt: skip
+    seeds = [rollout_seed(seed, 0, j) for j in range(episodes)]
+    random = random_returns(spec["game"], seeds, max_steps)
+    out = {"episodes": episodes, "real_mean": float(real.mean()), "real_std": float(real.std()),
+           "random_mean": float(random.mean()), "random_std": float(random.std()),
+           "real": real.tolist()}  # fmt: skip
+    if dream is not None:
+        judge = InDream.from_spec(spec, dream, seed)
+        z0, noise_seed = judge.starts(2, 0, episodes)
+        dreamed = judge.dream(np.asarray(params)[None], z0, noise_seed, max_steps)[0]
+        out.update(dream_mean=float(dreamed.mean()), dream_std=float(dreamed.std()), tau=dream.tau)
+    return out
+
+
+def dream_dir(
+    game: str, preset: Preset | str | None = None, tau: float | None = None, sweep: bool = False
+) -> Path:
+    """The folder of the preset's controller trained in the dream at ``tau`` (default: the
+    preset's): ``runs/<game>/<preset>/controller_<inputs>_dream<tau>``, or for the shorter
+    runs of the temperature sweep ``runs/<game>/<preset>/tau_sweep/dream<tau>``."""
+    from wmtutor.controller import controller_dir
+
+    preset = preset if isinstance(preset, Preset) else get_preset(preset)
+    tau = preset.game(game).dream.tau if tau is None else tau
+    if sweep:
+        return runs_dir(game, preset.name, "tau_sweep", f"dream{tau:g}")
+    return controller_dir(game, preset, None, tau)
+
+
+def get_dream_controller(
+    game: str,
+    preset: Preset | str | None = None,
+    tau: float | None = None,
+    sweep: bool = False,
+    progress: bool = True,
+) -> tuple[np.ndarray, list[dict], dict]:
+    """The preset's controller trained in M's dream at ``tau``: ``(params, log, spec)``.
+
+    V, M (and the data) are made first if missing; training runs or resumes until the
+    preset's generations are done (``sweep``: the sweep's shorter runs), so notebooks call
+    this freely.
+    """
+    import dataclasses
+
+    from wmtutor.controller import agent_spec, load_controller_state, train_controller
+
+    preset = preset if isinstance(preset, Preset) else get_preset(preset)
+    sizes = preset.game(game)
+    dream = sizes.dream if tau is None else dataclasses.replace(sizes.dream, tau=tau)
+    config = sizes.controller
+    if sweep:
+        config = dataclasses.replace(config, generations=dream.sweep_generations, eval_every=0)
+    spec = agent_spec(game, preset, progress=progress)
+    out = dream_dir(game, preset, dream.tau, sweep)
+    log = train_controller(spec, out, config, seed=preset.seed, progress=progress, dream=dream)
+    return load_controller_state(out)["mean_params"], log, spec
+
+
+@torch.no_grad()
+def dream_episode(
+    env: DreamEnv,
+    params: np.ndarray,
+    inputs: str = "zch",
+    seed: int = 0,
+    max_steps: int | None = None,
+    render: bool = True,
+) -> dict[str, np.ndarray]:
+    """The agent with controller ``params`` in its dream (``env.num_envs`` must be 1).
+
+    Returns ``z`` ``(T, z_dim)``, ``actions`` ``(T,)``, with ``render`` also ``frames``
+    ``(T, 64, 64, 3)`` decoded by V, and ``return`` (steps survived). This is the loop any
+    Gymnasium learner writes: observation -> C -> action -> ``env.step``.
+    """
+    from wmtutor.controller import Controller
+
+    if env.num_envs != 1:
+        raise ValueError(f"dream_episode plays one dream: num_envs must be 1, got {env.num_envs}")
+    m, adapter = env.mdnrnn, env.adapter
+    controller = Controller(m.z_dim, m.hidden, adapter.size, inputs, bias=False)
+    controller.bias = len(params) > controller.n_params  # the paper's Doom C has no bias
+    controller.set_params(params)
+    obs, _ = env.reset(seed=seed)
+    out: dict[str, list] = {"z": [], "actions": [], "frames": []}
+    total = 0.0
+    for _ in range(max_steps or env.max_steps):
+        z, h, c = np.split(obs, [m.z_dim, m.z_dim + m.hidden], axis=1)
+        action = adapter(controller(z, h, c)[0])
+        out["z"].append(z[0])
+        out["actions"].append(action)
+        if render:
+            out["frames"].append(env.render())
+        obs, reward, terminated, truncated, _ = env.step(np.asarray([action]))
+        total += float(reward[0])
+        if terminated[0] or truncated[0]:
+            break
+    result = {k: np.asarray(v) for k, v in out.items() if v}
+    result["return"] = total
+    return result
+
+
+def get_score(
+    game: str,
+    preset: Preset | str | None = None,
+    tau: float | None = None,
+    sweep: bool = False,
+    progress: bool = True,
+) -> dict:
+    """The real-game test of the controller trained in the dream at ``tau`` (trained first if
+    missing): ``score_controller``'s dict, cached in the controller's ``results.json``.
+
+    The preset's ``dream.real_episodes`` episodes (``sweep_episodes`` for the sweep's runs).
+    """
+    import dataclasses
+    import json
+
+    preset = preset if isinstance(preset, Preset) else get_preset(preset)
+    sizes = preset.game(game)
+    tau = sizes.dream.tau if tau is None else tau
+    params, log, spec = get_dream_controller(game, preset, tau, sweep, progress)
+    episodes = sizes.dream.sweep_episodes if sweep else sizes.dream.real_episodes
+    path = dream_dir(game, preset, tau, sweep) / "results.json"
+    if path.exists():
+        result = json.loads(path.read_text())
+        if result.get("generation") == len(log) and result.get("episodes") == episodes:
+            return result
+    dream = dataclasses.replace(sizes.dream, tau=tau)
+    result = score_controller(spec, params, episodes, sizes.controller.max_steps, dream=dream)
+    result["generation"] = len(log)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def tau_sweep(game: str = "doom", preset: Preset | str | None = None,
+              progress: bool = True) -> list[dict]:  # fmt: skip
+    """The paper's temperature sweep: for each of the preset's ``dream.taus``, C trained in a
+    dream at that temperature (``sweep_generations``), then tested in the real game
+    (``sweep_episodes``) and in its own dream. One dict per tau; each run is cached."""
+    preset = preset if isinstance(preset, Preset) else get_preset(preset)
+    rows = []
+    for tau in preset.game(game).dream.taus:
+        result = get_score(game, preset, tau, sweep=True, progress=progress)
+        rows.append({k: v for k, v in result.items() if k != "real"})
+    return rows
+
+
+def sweep_table(rows: list[dict]) -> str:
+    """The sweep as a markdown table (what the README and ``wmtutor tau-sweep`` print)."""
+    lines = ["| tau | real game | in its dream | random play |", "|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['tau']:g} | {r['real_mean']:.0f} ± {r['real_std']:.0f} | "
+                     f"{r['dream_mean']:.0f} ± {r['dream_std']:.0f} | "
+                     f"{r['random_mean']:.0f} ± {r['random_std']:.0f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def dream_step(env: DreamEnv, action: int) -> tuple[np.ndarray, bool, float]:
+    """One step of the first dream of ``env`` with the given action, as a person plays it:
+    returns the frame V decodes, whether the dream ended, and M's P(done).
+
+    The "play in the dream" widget (``wmtutor.viz.dream_player``) is buttons around this.
+    After an ending, the next call starts a new dream (Gymnasium's next-step autoreset).
+    """
+    actions = np.full(env.num_envs, int(action))
+    _, _, terminated, truncated, _ = env.step(actions)
+    return env.render(), bool(terminated[0] or truncated[0]), float(env.done_prob[0])

@@ -112,6 +112,25 @@ class Controller:
     curriculum_growth: float = 1.5  # cap x this when the population's mean improves
     backend: str = "wmtutor"  # wmtutor | pycma
     timeout: float = 600.0  # seconds before a candidate's evaluation counts as hung
+    inputs: str = "zh"  # what C reads: z | zh | zch (see wmtutor.controller)
+    bias: bool = True  # y = tanh(W x + b); the paper's Doom controller has no b
+
+
+@dataclass(frozen=True)
+class Dream:
+    """Notebook 07: C trained inside M's dream (``wmtutor train-controller --in-dream``).
+
+    The CMA-ES sizes (population, trials, generations, the 2100-step cap, the evaluation
+    of the mean, in the dream) are the game's ``controller`` section.
+    """
+
+    tau: float = 1.15  # M's temperature in the dream
+    done_threshold: float = 0.5  # a dream ends when M's P(done) exceeds this
+    precision: str = "fp32"  # fp32 | bf16 (autocast on M's matrix multiplies)
+    real_episodes: int = 100  # the final test in the real game (the paper's 100)
+    taus: tuple[float, ...] = (0.1, 0.5, 1.0, 1.15, 1.3)  # the temperature sweep
+    sweep_generations: int = 0  # CMA-ES generations per tau of the sweep (0: no sweep)
+    sweep_episodes: int = 0  # real-game episodes per tau of the sweep
 
 
 @dataclass(frozen=True)
@@ -122,6 +141,7 @@ class Game:
     vae: VAE
     mdnrnn: MDNRNN
     controller: Controller
+    dream: Dream = Dream()
 
 
 @dataclass(frozen=True)
@@ -183,8 +203,16 @@ PRESETS: dict[str, Preset] = {
             vae=VAE(z_dim=64, epochs=2, batch_size=32, lr=1e-3, buffer_size=256),
             mdnrnn=MDNRNN(hidden=32, seq_len=16, epochs=3, batch_size=4, lr=3e-3),
             controller=Controller(
-                popsize=4, trials=2, generations=2, max_steps=20, eval_every=2, eval_episodes=2
+                popsize=4,
+                trials=2,
+                generations=2,
+                max_steps=20,
+                eval_every=2,
+                eval_episodes=2,
+                inputs="zch",
+                bias=False,
             ),
+            dream=Dream(real_episodes=4, sweep_generations=2, sweep_episodes=2),
         ),
         pong=Game(
             data=Data(n_rollouts=3, max_steps=60, policy="held", frame_skip=4),
@@ -218,20 +246,27 @@ PRESETS: dict[str, Preset] = {
             ),
         ),
         doom=Game(
-            data=Data(n_rollouts=500, max_steps=2100, policy="held", min_length=100),
+            data=Data(n_rollouts=1000, max_steps=2100, policy="held", min_length=100),
             vae=VAE(z_dim=64, epochs=1, batch_size=64, lr=1e-3, precision="bf16"),
+            # M's quality decides whether a dream-trained C transfers: 40 epochs on 500
+            # rollouts gave a controller that exploits the dream (real 175, random 213),
+            # 160 epochs 262; so more data and more epochs.
             mdnrnn=MDNRNN(
-                hidden=256, seq_len=100, epochs=40, batch_size=32, lr=1e-3, precision="bf16"
+                hidden=256, seq_len=100, epochs=100, batch_size=32, lr=1e-3, precision="bf16"
             ),
+            # C is trained in M's dream (notebook 07): a generation of 32 x 8 dreams of up
+            # to 2100 steps is one batch, about 2 s.
             controller=Controller(
-                popsize=12,
-                trials=2,
-                generations=20,
-                max_steps=300,
-                eval_every=5,
-                eval_episodes=8,
-                curriculum_start=100,
+                popsize=32,
+                trials=8,
+                generations=100,
+                max_steps=2100,
+                eval_every=10,
+                eval_episodes=128,
+                inputs="zch",
+                bias=False,
             ),
+            dream=Dream(precision="bf16", sweep_generations=30, sweep_episodes=30),
         ),
         pong=Game(
             data=Data(n_rollouts=50, max_steps=1000, policy="held", frame_skip=4),
@@ -289,6 +324,8 @@ PRESETS: dict[str, Preset] = {
             mdnrnn=MDNRNN(hidden=512, seq_len=500, epochs=40, batch_size=100, lr=1e-3),
             # C: CMA-ES, population 64, 16 episodes each, sigma0 0.1, x0 = 0, the mean
             # evaluated every 25 generations over 1024 episodes (paper, appendix A.3).
+            # C reads [z, c, h] and has no bias (paper, section 4.3), trained only in the
+            # dream at tau 1.15 (paper; the code used 1.25), +1 per step, 2100-step cap.
             controller=Controller(
                 popsize=64,
                 trials=16,
@@ -296,7 +333,10 @@ PRESETS: dict[str, Preset] = {
                 max_steps=2100,
                 eval_every=25,
                 eval_episodes=1024,
+                inputs="zch",
+                bias=False,
             ),
+            dream=Dream(tau=1.15, sweep_generations=200, sweep_episodes=100),
         ),
         # Pong is not in the paper: ALE's v5 defaults (frame skip 4), the same data budget.
         pong=Game(
