@@ -53,6 +53,7 @@ bench: setup
 	$(BIN)/python benchmarks/vae.py
 	$(BIN)/python benchmarks/mdnrnn.py
 	$(BIN)/python benchmarks/controller.py
+	$(BIN)/python benchmarks/dream.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

@@ -386,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "_dream<tau>)")  # fmt: skip
         p.add_argument("--tau", type=float, help="M's temperature in the dream (default: the "
                        "preset's, 1.15)")  # fmt: skip
+        p.add_argument("--done-threshold", type=float, help="with --in-dream: a dream ends "
+                       "when M's P(done) exceeds this (default: the preset's, 0.5)")  # fmt: skip
         p.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
         p.add_argument("--scheduler", help="a Dask scheduler, tcp://host:8786 (default: local)")
         p.add_argument("--max-steps", type=int, help="episode cap (default: the preset's)")
@@ -409,8 +411,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", type=float, help="stop when the evaluated mean reaches this")
     p.add_argument("--backend", choices=("wmtutor", "pycma"), help="CMA-ES implementation")
     p.add_argument("--timeout", type=float, help="seconds before an evaluation counts as hung")
-    p.add_argument("--done-threshold", type=float,
-                   help="with --in-dream: a dream ends when M's P(done) exceeds this")  # fmt: skip
     p.add_argument("--restart", action="store_true", help="start over, replacing the state")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train_controller)

@@ -416,6 +416,12 @@ def train_controller(
              "best_mean_at_length": None, "best_eval": None,
              "best_params": np.zeros(controller.n_params),
              "mean_params": np.zeros(controller.n_params)}  # fmt: skip
+    judge_name = (
+        "in the real game"
+        if dream is None
+        else f"in the dream (tau {dream.tau:g}, done threshold {dream.done_threshold:g})"
+    )
+    state["judge"] = judge_name
     log: list[dict] = []
     if (out_dir / "state.npz").exists() and not restart:
         if config.backend != "wmtutor":
@@ -429,8 +435,13 @@ def train_controller(
                 f"{out_dir} holds a controller with {saved['es_mean'].shape[0]} parameters, "
                 f"this one has {controller.n_params}: another V, M or inputs? use --restart"
             )
+        if saved.get("judge", judge_name) != judge_name:
+            raise ValueError(
+                f"{out_dir} holds a run trained {saved['judge']}, not {judge_name}: "
+                "use another folder (--out), or --restart"
+            )
         es.load_state_dict({k[3:]: v for k, v in saved.items() if k.startswith("es_")})
-        state.update({k: v for k, v in saved.items() if not k.startswith("es_")})
+        state.update({k: v for k, v in saved.items() if not k.startswith("es_")}, judge=judge_name)
         log = json.loads((out_dir / "log.json").read_text())
 
     if dream is not None:
@@ -441,7 +452,8 @@ def train_controller(
         pool = ExecutorPool(executor) if executor else LocalPool(workers or default_workers())
         judge = RealGame(spec, pool, seed, config.timeout, evaluate, max(1, config.popsize))
     bar = tqdm(total=config.generations, initial=state["generation"],
-               desc=f"CMA-ES ({judge.where})", unit="gen", disable=not progress)  # fmt: skip
+               desc=f"CMA-ES ({judge.where})", unit="gen",
+               disable=not progress or state["generation"] >= config.generations)  # fmt: skip
     try:
         while state["generation"] < config.generations:
             g = state["generation"]

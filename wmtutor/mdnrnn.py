@@ -307,7 +307,7 @@ def train_mdnrnn(
     write_log(log_path, log)
     dataset = SequenceDataset(train_files, window, KEYS, buffer_size=config.buffer_size, seed=seed)
     bar = tqdm(total=config.epochs, initial=epoch, desc="MDN-RNN", unit="epoch",
-               disable=not progress)  # fmt: skip
+               disable=not progress or epoch >= config.epochs)  # fmt: skip
     model.train()
     while epoch < config.epochs:
         dataset.set_epoch(epoch)

@@ -366,7 +366,8 @@ def encode_rollouts(
     source = read_manifest(rollouts)
     entries = list(_iter_todo(source, out_dir, digest))
     config = {**source["config"], "vae_digest": digest, "z_dim": model.z_dim}
-    bar = tqdm(total=len(entries), desc="encode", unit="ep", disable=not progress)
+    n_todo = sum(bool(entry.get("todo")) for entry in entries)
+    bar = tqdm(total=len(entries), desc="encode", unit="ep", disable=not progress or not n_todo)
     done = []
     for entry in entries:
         if entry.pop("todo", False):

@@ -541,3 +541,93 @@ def episode_player(frames: np.ndarray, scale: int = 2):
     slider.observe(show, names="value")
     show()
     return widgets.VBox([widgets.HBox([play, slider]), image])
+
+
+# ---------------------------------------------------------------------------------------
+# Notebook 07: dreaming
+
+
+def dream_player(env, names: Sequence[str] = ("left", "stay", "right"), scale: int = 4):
+    """Play inside M's dream yourself: left / stay / right buttons, a tau slider, a new-dream
+    button; each press steps the dream once and shows the frame V decodes.
+
+    ``env`` is a ``wmtutor.dream.DreamEnv`` with one dream and V; the stepping is
+    ``wmtutor.dream.dream_step`` (a plain function that also runs headless), this only wires
+    buttons to it. The buttons send the adapter's left / stay / right actions.
+    """
+    import ipywidgets as widgets
+
+    from wmtutor.dream import dream_step
+
+    adapter = env.adapter
+    actions = (adapter.low, adapter.stay, adapter.high)
+    image = widgets.Image(format="png")
+    status = widgets.Label()
+    tau = widgets.FloatSlider(value=env.tau, min=0.0, max=2.0, step=0.05, description="tau")
+    steps = {"n": 0}
+
+    def show(frame: np.ndarray, text: str) -> None:
+        buf = io.BytesIO()
+        Image.fromarray(upscale(frame, scale)).save(buf, format="png")
+        image.value = buf.getvalue()
+        status.value = text
+
+    def press(action: int) -> None:
+        env.tau = tau.value
+        frame, ended, done_prob = dream_step(env, action)
+        steps["n"] = 0 if ended else steps["n"] + 1
+        text = "the dream ended: M believes you died" if ended else f"step {steps['n']}"
+        show(frame, f"{text}  (P(done) = {done_prob:.2f}, tau = {tau.value:.2f})")
+
+    def new_dream(_button=None) -> None:
+        env.reset()
+        steps["n"] = 0
+        show(env.render(), "a new dream, from a real first frame")
+
+    buttons = []
+    for name, action in zip(names, actions, strict=True):
+        button = widgets.Button(description=name)
+        button.on_click(lambda _b, a=action: press(a))
+        buttons.append(button)
+    again = widgets.Button(description="new dream")
+    again.on_click(new_dream)
+    new_dream()
+    return widgets.VBox([image, widgets.HBox([*buttons, again]), tau, status])
+
+
+def plot_tau_sweep(ax: plt.Axes, rows: Sequence[dict], paper: dict | None = None) -> None:
+    """Real-game and in-dream scores (mean ± std) of controllers trained at each tau, random
+    play as a band; ``paper`` ``{tau: real score}`` drawn as crosses if given."""
+    taus = [r["tau"] for r in rows]
+    for key, label, color in (("real", "real game", "tab:blue"),
+                              ("dream", "in its own dream", "tab:orange")):  # fmt: skip
+        ax.errorbar(taus, [r[f"{key}_mean"] for r in rows], yerr=[r[f"{key}_std"] for r in rows],
+                    fmt="o-", capsize=4, color=color, label=label)  # fmt: skip
+    random = np.mean([r["random_mean"] for r in rows])
+    ax.axhline(random, color="gray", ls="--", label=f"random play ({random:.0f})")
+    if paper:
+        ax.plot(list(paper), list(paper.values()), "kx", ms=8, label="paper, real game")
+    ax.set(xlabel="temperature tau of the dream C was trained in", ylabel="steps survived")
+    ax.legend(fontsize=8)
+
+
+def dream_vs_real_gif(spec: dict, params: np.ndarray, tau: float, path: str | os.PathLike,
+                      seed: int = 0, max_steps: int = 600) -> Path:  # fmt: skip
+    """A GIF of the agent with ``params`` in its dream at ``tau`` (the frames V decodes from
+    M's z) beside the same agent in the real game, each up to ``max_steps`` steps."""
+    from wmtutor.controller import record_episode
+    from wmtutor.dream import DreamEnv, dream_episode, initial_latents
+    from wmtutor.mdnrnn import load_mdnrnn
+    from wmtutor.vae import load_vae
+
+    vae, mdnrnn = load_vae(spec["vae"]), load_mdnrnn(spec["mdnrnn"])
+    mu, _ = initial_latents(spec["latents"])
+    env = DreamEnv(mdnrnn, spec["game"], mu, tau=tau, vae=vae, max_steps=max_steps)
+    dreamed = dream_episode(env, params, spec["inputs"], seed=seed)
+    real = record_episode(spec, np.asarray(params), seed, max_steps)
+    video = tile_videos(
+        [label_frames(dreamed["frames"][::2], f"dream, tau {tau:g}: {dreamed['return']:.0f}", 3),
+         label_frames(real["frames"][::2], f"real game: {real['return']:.0f}", 3)],
+        scale=1,
+    )  # fmt: skip
+    return save_gif(video, path, fps=17)
