@@ -244,15 +244,16 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
 
     preset = get_preset(args.preset)
     record = run_pipeline(args.env, preset, args.tau, progress=not args.quiet)
-    r = record["result"]
-    print(
-        f"\n{args.env}, preset {preset.name}: every stage in {record['total_seconds'] / 60:.1f} min"
-    )
+    minutes = record["total_seconds"] / 60
+    print(f"\n{args.env}, preset {preset.name}: every stage in {minutes:.1f} min")
     for name, seconds in record["stages"].items():
         print(f"  {name:<10} {seconds:8.1f} s")
-    print(f"real game, {r['episodes']} episodes: {r['real_mean']:.1f} ± {r['real_std']:.1f}")
-    print(f"random play, same seeds:      {r['random_mean']:.1f} ± {r['random_std']:.1f}")
-    print(f"in the dream (tau {r['tau']:g}):       {r['dream_mean']:.1f} ± {r['dream_std']:.1f}")
+    for k, r in enumerate(record["results"]):
+        label = "C trained in the dream" if k == 0 else f"after {k} round(s) of iterative training"
+        print(f"{label}, {r['episodes']} real episodes:")
+        print(f"  real game:                {r['real_mean']:.1f} ± {r['real_std']:.1f}")
+        print(f"  random play, same seeds:  {r['random_mean']:.1f} ± {r['random_std']:.1f}")
+        print(f"  in its dream (tau {r['tau']:g}):  {r['dream_mean']:.1f} ± {r['dream_std']:.1f}")
     for path in record.get("gifs", []):
         print(f"GIF: {path}")
 

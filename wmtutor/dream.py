@@ -322,8 +322,7 @@ class InDream:
     where = "dream"
 
     def __init__(self, mdnrnn: MDNRNN, game: str, initial: tuple[np.ndarray, np.ndarray],
-                 config: DreamConfig, inputs: str, max_steps: int | None = None,
-                 seed: int = 0):  # fmt: skip
+                 config: DreamConfig, inputs: str, seed: int = 0):  # fmt: skip
         self.mdnrnn, self.game, self.config, self.inputs = mdnrnn.eval(), game, config, inputs
         self.mu, self.sigma = initial[0], np.exp(0.5 * initial[1])
         self.seed = seed
@@ -346,23 +345,24 @@ class InDream:
         z0 = self.mu[pick] + self.sigma[pick] * rng.standard_normal((n, self.mu.shape[1]))
         return z0.astype(np.float32), rollout_seed(self.seed + stream, generation) % 2**31
 
-    def dream(self, params: np.ndarray, z0: np.ndarray, noise_seed: int, max_steps: int,
-              tau: float | None = None) -> np.ndarray:  # fmt: skip
-        """Returns ``(P, len(z0))``: every candidate dreams from every start."""
+    def dream(self, params: np.ndarray, z0: np.ndarray, noise_seed: int,
+              max_steps: int) -> np.ndarray:  # fmt: skip
+        """Returns ``(P, len(z0))``: every candidate ``params[p]`` dreams from every start."""
         return dream_generation(
-            self.mdnrnn, self.game, params, z0, len(z0),
-            tau=self.config.tau if tau is None else tau, max_steps=max_steps,
+            self.mdnrnn, self.game, params, z0, len(z0), tau=self.config.tau, max_steps=max_steps,
             inputs=self.inputs, done_threshold=self.config.done_threshold, seed=noise_seed,
             precision=self.config.precision,
         )  # fmt: skip
 
     def population(self, solutions: np.ndarray, generation: int, trials: int,
                    max_steps: int) -> np.ndarray:  # fmt: skip
+        """Returns ``(P, trials)``: the generation's candidates, all from the same starts."""
         z0, noise_seed = self.starts(0, generation, trials)
         return self.dream(solutions, z0, noise_seed, max_steps)
 
     def mean(self, params: np.ndarray, generation: int, episodes: int,
              max_steps: int) -> np.ndarray:  # fmt: skip
+        """Returns ``(episodes,)``: the search's mean, on starts of its own (stream 1)."""
         z0, noise_seed = self.starts(1, generation, episodes)
         return self.dream(np.asarray(params)[None], z0, noise_seed, max_steps)[0]
 
@@ -404,18 +404,25 @@ def score_controller(
 
 
 def dream_dir(
-    game: str, preset: Preset | str | None = None, tau: float | None = None, sweep: bool = False
+    game: str,
+    preset: Preset | str | None = None,
+    tau: float | None = None,
+    sweep: bool = False,
+    round: int = 0,
 ) -> Path:
     """The folder of the preset's controller trained in the dream at ``tau`` (default: the
-    preset's): ``runs/<game>/<preset>/controller_<inputs>_dream<tau>``, or for the shorter
-    runs of the temperature sweep ``runs/<game>/<preset>/tau_sweep/dream<tau>``."""
+    preset's): ``runs/<game>/<preset>/controller_<inputs>_dream<tau>``; for the shorter
+    runs of the temperature sweep ``runs/<game>/<preset>/tau_sweep/dream<tau>``; after
+    ``round`` rounds of iterative training ``runs/<game>/<preset>/round<k>/controller_...``."""
     from wmtutor.controller import controller_dir
+    from wmtutor.iterative import round_dir
 
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
     tau = preset.game(game).dream.tau if tau is None else tau
     if sweep:
         return runs_dir(game, preset.name, "tau_sweep", f"dream{tau:g}")
-    return controller_dir(game, preset, None, tau)
+    folder = controller_dir(game, preset, None, tau)
+    return round_dir(game, preset, round) / folder.name if round else folder
 
 
 def get_dream_controller(
@@ -424,16 +431,19 @@ def get_dream_controller(
     tau: float | None = None,
     sweep: bool = False,
     progress: bool = True,
+    round: int = 0,
 ) -> tuple[np.ndarray, list[dict], dict]:
     """The preset's controller trained in M's dream at ``tau``: ``(params, log, spec)``.
 
     V, M (and the data) are made first if missing; training runs or resumes until the
     preset's generations are done (``sweep``: the sweep's shorter runs), so notebooks call
-    this freely.
+    this freely. ``round`` k > 0: in the dream of M after k rounds of iterative training
+    (``wmtutor.iterative``).
     """
     import dataclasses
 
-    from wmtutor.controller import agent_spec, load_controller_state, train_controller
+    from wmtutor.controller import load_controller_state, train_controller
+    from wmtutor.iterative import round_spec
 
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
     sizes = preset.game(game)
@@ -441,8 +451,8 @@ def get_dream_controller(
     config = sizes.controller
     if sweep:
         config = dataclasses.replace(config, generations=dream.sweep_generations, eval_every=0)
-    spec = agent_spec(game, preset, progress=progress)
-    out = dream_dir(game, preset, dream.tau, sweep)
+    spec = round_spec(game, preset, round, progress=progress)
+    out = dream_dir(game, preset, dream.tau, sweep, round)
     log = train_controller(spec, out, config, seed=preset.seed, progress=progress, dream=dream)
     return load_controller_state(out)["mean_params"], log, spec
 
@@ -495,9 +505,11 @@ def get_score(
     tau: float | None = None,
     sweep: bool = False,
     progress: bool = True,
+    round: int = 0,
 ) -> dict:
-    """The real-game test of the controller trained in the dream at ``tau`` (trained first if
-    missing): ``score_controller``'s dict, cached in the controller's ``results.json``.
+    """The real-game test of the controller trained in the dream at ``tau`` (after ``round``
+    rounds of iterative training; trained first if missing): ``score_controller``'s dict,
+    cached in the controller's ``results.json``.
 
     The preset's ``dream.real_episodes`` episodes (``sweep_episodes`` for the sweep's runs).
     """
@@ -507,16 +519,16 @@ def get_score(
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
     sizes = preset.game(game)
     tau = sizes.dream.tau if tau is None else tau
-    params, log, spec = get_dream_controller(game, preset, tau, sweep, progress)
+    params, log, spec = get_dream_controller(game, preset, tau, sweep, progress, round)
     episodes = sizes.dream.sweep_episodes if sweep else sizes.dream.real_episodes
-    path = dream_dir(game, preset, tau, sweep) / "results.json"
+    path = dream_dir(game, preset, tau, sweep, round) / "results.json"
     if path.exists():
         result = json.loads(path.read_text())
         if result.get("generation") == len(log) and result.get("episodes") == episodes:
             return result
     dream = dataclasses.replace(sizes.dream, tau=tau)
     result = score_controller(spec, params, episodes, sizes.controller.max_steps, dream=dream)
-    result["generation"] = len(log)
+    result.update(generation=len(log), round=round)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(result, indent=1))
     return result

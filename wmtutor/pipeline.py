@@ -1,6 +1,8 @@
 """The whole of World Models in one command: ``wmtutor pipeline --env doom``.
 
-    gather -> vae -> encode -> mdnrnn -> controller (in the dream) -> evaluate -> gifs
+    gather -> vae -> encode -> mdnrnn -> controller (in the dream)
+           -> round1 ... (iterative training: real episodes of C -> M -> a new C)
+           -> evaluate -> gifs
 
 Each stage is the same call a notebook makes (``get_rollouts``, ``get_vae``, ...), and each
 resumes: a stage already done costs only the check, a stage cut short goes on where it
@@ -27,6 +29,12 @@ def pipeline_file(game: str, preset: Preset | str | None = None) -> Path:
     return runs_dir(game, preset.name) / "pipeline.json"
 
 
+def stage_names(rounds: int) -> list[str]:
+    """The stages in order, with one ``round<k>`` stage per round of iterative training."""
+    first, last = STAGES[:5], STAGES[5:]
+    return [*first, *(f"round{k}" for k in range(1, rounds + 1)), *last]
+
+
 def run_pipeline(
     game: str = "doom",
     preset: Preset | str | None = None,
@@ -36,9 +44,12 @@ def run_pipeline(
 ) -> dict:
     """Run every stage for ``game`` (trained in the dream at ``tau``); return the record.
 
-    The record has ``stages`` (``{name: seconds}``, the time of the run that did the work),
-    ``total_seconds`` and ``result`` (real-game, random and dream scores, see
-    ``wmtutor.dream.score_controller``) and ``gifs`` (paths).
+    After the first controller, the preset's ``dream.rounds`` rounds of iterative training
+    (``wmtutor.iterative``) each record real episodes of the last controller, retrain M on
+    them and train a new C in the new dream. The record has ``stages`` (``{name:
+    seconds}``, the time of the run that did the work), ``total_seconds``, ``results``
+    (one per round, real-game, random and dream scores, see
+    ``wmtutor.dream.score_controller``), ``result`` (the last round's) and ``gifs``.
     """
     import numpy as np
 
@@ -50,39 +61,44 @@ def run_pipeline(
 
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
     sizes = preset.game(game)
+    rounds = sizes.dream.rounds
     tau = sizes.dream.tau if tau is None else tau
     path = pipeline_file(game, preset)
     record = json.loads(path.read_text()) if path.exists() else {}
     if record.get("tau") != tau:  # another temperature: the stages after M are redone
         record = {"stages": {k: v for k, v in record.get("stages", {}).items()
                              if k in STAGES[:4]}}  # fmt: skip
-    record.update(game=game, preset=preset.name, tau=tau)
+    record.update(game=game, preset=preset.name, tau=tau, rounds=rounds)
     record.setdefault("stages", {})
     state: dict = {}
-    folder = dream_dir(game, preset, tau)
 
-    def controller() -> None:
-        params, _, spec = get_dream_controller(game, preset, tau, progress=progress)
+    def controller(k: int) -> None:
+        params, _, spec = get_dream_controller(game, preset, tau, progress=progress, round=k)
         state.update(params=np.asarray(params), spec=spec)
 
     def evaluate() -> None:
-        state["result"] = get_score(game, preset, tau, progress=progress)
+        state["results"] = [get_score(game, preset, tau, progress=progress, round=k)
+                            for k in range(rounds + 1)]  # fmt: skip
 
     def gifs() -> None:
-        path = folder / "dream_vs_real.gif"
-        dream_vs_real_gif(state["spec"], state["params"], tau, path, seed=preset.seed)
-        record["gifs"] = [str(path)]
+        record["gifs"] = []
+        for k in sorted({0, rounds}):
+            params, _, spec = get_dream_controller(game, preset, tau, progress=False, round=k)
+            gif = dream_dir(game, preset, tau, round=k) / "dream_vs_real.gif"
+            dream_vs_real_gif(spec, params, tau, gif, seed=preset.seed)
+            record["gifs"].append(str(gif))
 
     stages = {
         "gather": lambda: get_rollouts(game, preset, progress=progress),
         "vae": lambda: get_vae(game, preset, progress=progress),
         "encode": lambda: get_latents(game, preset, progress=progress),
         "mdnrnn": lambda: get_mdnrnn(game, preset, progress=progress),
-        "controller": controller,
+        "controller": lambda: controller(0),
+        **{f"round{k}": (lambda k=k: controller(k)) for k in range(1, rounds + 1)},
         "evaluate": evaluate,
         "gifs": gifs,
     }
-    for name in STAGES:
+    for name in stage_names(rounds):
         log(f"[{name}] ...")
         start = time.perf_counter()
         stages[name]()
@@ -93,8 +109,10 @@ def run_pipeline(
         log(f"[{name}] {seconds:.0f} s")
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(record, indent=1))
+    record["stages"] = {k: record["stages"][k] for k in stage_names(rounds)}
     record["total_seconds"] = round(sum(record["stages"].values()), 1)
-    record["result"] = state["result"]
+    record["results"] = state["results"]
+    record["result"] = state["results"][-1]
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=1))
     return record

@@ -131,6 +131,12 @@ class Dream:
     taus: tuple[float, ...] = (0.1, 0.5, 1.0, 1.15, 1.3)  # the temperature sweep
     sweep_generations: int = 0  # CMA-ES generations per tau of the sweep (0: no sweep)
     sweep_episodes: int = 0  # real-game episodes per tau of the sweep
+    # Iterative training (wmtutor.iterative): rounds of "play the real game with the
+    # dream-trained C, add those episodes to M's data, retrain M and C" after the first C.
+    rounds: int = 0
+    round_episodes: int = 300  # real episodes recorded per round
+    round_epochs: int = 30  # more epochs of M per round, on old and new data together
+    round_sigma: float = 0.1  # noise on C's parameters per recorded episode, for variety
 
 
 @dataclass(frozen=True)
@@ -212,7 +218,14 @@ PRESETS: dict[str, Preset] = {
                 inputs="zch",
                 bias=False,
             ),
-            dream=Dream(real_episodes=4, sweep_generations=2, sweep_episodes=2),
+            dream=Dream(
+                real_episodes=4,
+                sweep_generations=2,
+                sweep_episodes=2,
+                rounds=1,
+                round_episodes=3,
+                round_epochs=1,
+            ),
         ),
         pong=Game(
             data=Data(n_rollouts=3, max_steps=60, policy="held", frame_skip=4),
@@ -266,7 +279,9 @@ PRESETS: dict[str, Preset] = {
                 inputs="zch",
                 bias=False,
             ),
-            dream=Dream(precision="bf16", sweep_generations=30, sweep_episodes=30),
+            # One round of iterative training: without it C exploits the laptop M's dream
+            # (README: it runs to a wall where M never dreams a fireball).
+            dream=Dream(precision="bf16", sweep_generations=30, sweep_episodes=30, rounds=1),
         ),
         pong=Game(
             data=Data(n_rollouts=50, max_steps=1000, policy="held", frame_skip=4),
