@@ -108,6 +108,10 @@ def test_training_in_the_dream_resumes_exactly(dream_spec, tmp_path):
         state["es_mean"], load_controller_state(tmp_path / "b")["es_mean"]
     )
     assert [r["best"] for r in again] == [r["best"] for r in log]
+    for bad, message in ((Dream(tau=-1.0), "tau must be >= 0"),
+                         (Dream(done_threshold=1.5), "done_threshold must be in")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            train_controller(dream_spec, tmp_path / "d", config, progress=False, dream=bad)
     # another temperature dreams other dreams
     other = train_controller(dream_spec, tmp_path / "c", config, progress=False,
                              dream=Dream(tau=0.1))  # fmt: skip

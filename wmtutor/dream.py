@@ -323,6 +323,10 @@ class InDream:
 
     def __init__(self, mdnrnn: MDNRNN, game: str, initial: tuple[np.ndarray, np.ndarray],
                  config: DreamConfig, inputs: str, seed: int = 0):  # fmt: skip
+        if config.tau < 0:
+            raise ValueError(f"the dream's tau must be >= 0, got {config.tau}")
+        if not 0 < config.done_threshold < 1:
+            raise ValueError(f"done_threshold must be in (0, 1), got {config.done_threshold}")
         self.mdnrnn, self.game, self.config, self.inputs = mdnrnn.eval(), game, config, inputs
         self.mu, self.sigma = initial[0], np.exp(0.5 * initial[1])
         self.seed = seed
