@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from wmtutor.cli import main as cli_main
 from wmtutor.pipeline import stage_names
 
@@ -49,6 +51,14 @@ def test_the_pipeline_runs_every_stage_then_resumes_without_redoing_them(
               "--workers", "1"])  # fmt: skip
     out = capsys.readouterr().out
     assert "controller_zch_dream1.15" in out and "in its dream (tau 1.15)" in out
+
+    cli_main(["evaluate", "--env", "doom", "--preset", "tiny", "--in-dream", "--round", "1",
+              "--episodes", "2", "--workers", "1"])  # fmt: skip
+    out = capsys.readouterr().out  # round 1's C, with round 1's M
+    assert "round1/controller_zch_dream1.15" in out
+    with pytest.raises(SystemExit):  # a round is only in the dream
+        cli_main(["evaluate", "--env", "doom", "--preset", "tiny", "--round", "1"])
+    assert "--round needs --in-dream" in capsys.readouterr().err
 
     cli_main(["tau-sweep", "--env", "doom", "--preset", "tiny", "--quiet"])
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]

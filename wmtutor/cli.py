@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from wmtutor.envs import GAMES
 from wmtutor.presets import ENV_VAR, PRESETS, get_preset
@@ -171,10 +172,29 @@ def _dream_config(args: argparse.Namespace, preset):
     return dataclasses.replace(dream, **changes)
 
 
+def _agent(args: argparse.Namespace, preset) -> tuple[dict, object, Path]:
+    """The agent spec, the dream settings (None: real game) and the controller folder that
+    the flags name (``--round K``: the M and folder of iterative-training round K)."""
+    from wmtutor.controller import controller_dir
+    from wmtutor.iterative import round_dir, round_spec
+
+    k = args.round or 0
+    if k and not args.in_dream:
+        raise ValueError(
+            "--round needs --in-dream: rounds of iterative training train C in M's dream"
+        )
+    spec = round_spec(args.env, preset, k)
+    if args.inputs:
+        spec = {**spec, "inputs": args.inputs}
+    dream = _dream_config(args, preset)
+    folder = controller_dir(args.env, preset, spec["inputs"], dream.tau if dream else None)
+    return spec, dream, round_dir(args.env, preset, k) / folder.name if k else folder
+
+
 def cmd_train_controller(args: argparse.Namespace) -> None:
     import dataclasses
 
-    from wmtutor.controller import agent_spec, controller_dir, train_controller
+    from wmtutor.controller import train_controller
 
     preset = get_preset(args.preset)
     config = preset.game(args.env).controller
@@ -182,9 +202,8 @@ def cmd_train_controller(args: argparse.Namespace) -> None:
              "backend", "timeout")  # fmt: skip
     changes = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     config = dataclasses.replace(config, **changes)
-    dream = _dream_config(args, preset)
-    spec = agent_spec(args.env, preset, args.inputs)
-    out = args.out or controller_dir(args.env, preset, spec["inputs"], dream.tau if dream else None)
+    spec, dream, folder = _agent(args, preset)
+    out = args.out or folder
     where = f"in the dream, tau {dream.tau}" if dream else "in the real game"
     print(f"C for {args.env} ({spec['inputs']}, {where}) -> {out}\n  {config}", flush=True)
     client, executor = _executor(args.scheduler)
@@ -208,15 +227,13 @@ def cmd_train_controller(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from wmtutor.controller import agent_spec, controller_dir, load_controller_state
+    from wmtutor.controller import load_controller_state
     from wmtutor.dream import score_controller
 
     preset = get_preset(args.preset)
     config = preset.game(args.env).controller
-    dream = _dream_config(args, preset)
-    spec = agent_spec(args.env, preset, args.inputs)
-    tau = dream.tau if dream else None
-    folder = args.controller or controller_dir(args.env, preset, spec["inputs"], tau)
+    spec, dream, folder = _agent(args, preset)
+    folder = args.controller or folder
     state = load_controller_state(folder)
     params = state["best_params"] if args.params == "best" else state["mean_params"]
     max_steps = args.max_steps or config.max_steps
@@ -389,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "preset's, 1.15)")  # fmt: skip
         p.add_argument("--done-threshold", type=float, help="with --in-dream: a dream ends "
                        "when M's P(done) exceeds this (default: the preset's, 0.5)")  # fmt: skip
+        p.add_argument("--round", type=int, default=0, help="with --in-dream: the M of "
+                       "iterative-training round K, made if missing (folder runs/<env>/"
+                       "<preset>/round<K>/; default 0: the preset's own M)")  # fmt: skip
         p.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
         p.add_argument("--scheduler", help="a Dask scheduler, tcp://host:8786 (default: local)")
         p.add_argument("--max-steps", type=int, help="episode cap (default: the preset's)")
