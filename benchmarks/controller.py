@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wmtutor.controller import Agent, Controller, run_episodes, train_controller
+from wmtutor.controller import Agent, Controller, RealGame, run_episodes, train_controller
 from wmtutor.envs import make_env
-from wmtutor.mdnrnn import MDNRNN
+from wmtutor.mdnrnn import MDNRNN, load_mdnrnn
 from wmtutor.presets import Controller as ControllerConfig
 from wmtutor.presets import get_preset
 from wmtutor.training import save_checkpoint
-from wmtutor.vae import ConvVAE
+from wmtutor.vae import ConvVAE, load_vae
 
 
 def make_spec(folder: Path, game: str) -> dict:
@@ -42,15 +42,12 @@ def make_spec(folder: Path, game: str) -> dict:
                     config={"architecture": "MDNRNN-v1", "z_dim": z_dim, "action_dim": 3,
                             "hidden": hidden, "n_gaussians": 5})  # fmt: skip
     return {"game": game, "vae": str(folder / "vae.pt"), "mdnrnn": str(folder / "m.pt"),
-            "inputs": "zh", "frame_skip": 1}  # fmt: skip
+            "inputs": "zh", "frame_skip": 1, "device": "cpu"}  # fmt: skip
 
 
 def agent_steps_per_s(spec: dict, n_envs: int, steps: int) -> float:
-    from wmtutor.mdnrnn import load_mdnrnn
-    from wmtutor.vae import load_vae
-
     torch.set_num_threads(1)
-    vae, mdnrnn = load_vae(spec["vae"]), load_mdnrnn(spec["mdnrnn"])
+    vae, mdnrnn = load_vae(spec["vae"], device="cpu"), load_mdnrnn(spec["mdnrnn"], device="cpu")
     envs = [make_env(spec["game"]) for _ in range(n_envs)]
     agent = Agent(vae, mdnrnn, Controller(vae.z_dim, mdnrnn.hidden, 3), envs[0].adapter)
     agent.controller.set_params(np.random.default_rng(0).normal(0, 0.1, agent.controller.n_params))
@@ -63,7 +60,8 @@ def generation_seconds(spec: dict, executor=None, workers: int = 2) -> float:
     config = ControllerConfig(popsize=8, trials=2, generations=1, max_steps=150)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        train_controller(spec, tmp, config, executor=executor, workers=workers, progress=False)
+        judge = RealGame(spec, executor=executor, workers=workers)
+        train_controller(tmp, config, judge, progress=False)
         return time.perf_counter() - start
 
 

@@ -86,7 +86,7 @@ def quality(rollouts: str, epochs: int, game: str) -> None:
         cfg = dataclasses.replace(config, epochs=epochs, precision=precision)
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            log = train_vae(rollouts, tmp, cfg, progress=False)
+            log = train_vae(rollouts, f"{tmp}/vae.pt", cfg, progress=False)
             wall = time.perf_counter() - start
         for r in (r for r in log if r["kind"] == "epoch" and r["epoch"] > 0):
             print(

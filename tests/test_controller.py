@@ -12,6 +12,7 @@ from wmtutor.controller import (
     Agent,
     Controller,
     LocalPool,
+    RealGame,
     load_controller_state,
     run_episodes,
     run_tasks,
@@ -62,21 +63,35 @@ def test_the_papers_carracing_controller_has_867_parameters():
     x = np.random.default_rng(0).normal(size=867)
     W = c.W
     c.set_params(x)
-    assert c.W is W  # in place: no new arrays each time
+    assert c.W is W  # in place: no new tensors each time
     np.testing.assert_allclose(c.get_params(), x, rtol=1e-6)
     y = c(np.ones((5, 32), np.float32), np.ones((5, 256), np.float32), None)
-    assert y.shape == (5, 3) and np.all(np.abs(y) <= 1)
+    assert y.shape == (5, 3) and bool((y.abs() <= 1).all())
     with pytest.raises(ValueError, match="expected 867 parameters"):
         c.set_params(np.zeros(10))
     with pytest.raises(ValueError, match="inputs"):
         Controller(32, 256, 3, inputs="h")
 
 
+def test_one_controller_for_one_vector_and_for_a_batch_of_them():
+    """The dream's batched path (a controller per row) is the real game's, row by row."""
+    rng = np.random.default_rng(0)
+    c = Controller(z_dim=4, hidden=6, size=1, inputs="zch", bias=False)
+    params = rng.normal(size=(5, c.n_params))
+    z, h, cell = (torch.from_numpy(rng.normal(size=(5, n)).astype(np.float32)) for n in (4, 6, 6))
+    W, b = c.unflatten(params)
+    batched = Controller.apply(W, b, c.features(z, h, cell))
+    for i in range(5):
+        c.set_params(params[i])
+        torch.testing.assert_close(batched[i], c(z[i : i + 1], h[i : i + 1], cell[i : i + 1])[0])
+    assert W.shape == (5, 1, 16) and torch.all(b == 0)
+
+
 def test_batched_episodes_match_one_at_a_time(spec):
     from wmtutor.mdnrnn import load_mdnrnn
     from wmtutor.vae import load_vae
 
-    vae, mdnrnn = load_vae(spec["vae"]), load_mdnrnn(spec["mdnrnn"])
+    vae, mdnrnn = load_vae(spec["vae"], device="cpu"), load_mdnrnn(spec["mdnrnn"], device="cpu")
     envs = [make_env("doom") for _ in range(3)]
     agent = Agent(vae, mdnrnn, Controller(8, 16, 1), envs[0].adapter)
     agent.controller.set_params(np.random.default_rng(1).normal(0, 1, agent.controller.n_params))
@@ -88,34 +103,42 @@ def test_batched_episodes_match_one_at_a_time(spec):
     assert recorded["frames"].shape == (recorded["lengths"][0], 64, 64, 3)
 
 
+def judge(spec, workers=1, **kwargs):
+    return RealGame(spec, workers=workers, evaluate=fake_evaluate, timeout=60, **kwargs)
+
+
 def test_training_resumes_exactly(spec, tmp_path):
-    train_controller(spec, tmp_path / "a", CONFIG, workers=1, progress=False,
-                     evaluate=fake_evaluate)  # fmt: skip
+    train_controller(tmp_path / "a", CONFIG, judge(spec), progress=False)
     short = ControllerConfig(**{**CONFIG.__dict__, "generations": 2})
-    train_controller(spec, tmp_path / "b", short, workers=1, progress=False, evaluate=fake_evaluate)
-    log = train_controller(spec, tmp_path / "b", CONFIG, workers=1, progress=False,
-                           evaluate=fake_evaluate)  # fmt: skip
+    train_controller(tmp_path / "b", short, judge(spec), progress=False)
+    log = train_controller(tmp_path / "b", CONFIG, judge(spec), progress=False)
     a, b = load_controller_state(tmp_path / "a"), load_controller_state(tmp_path / "b")
     np.testing.assert_array_equal(a["es_mean"], b["es_mean"])
     np.testing.assert_array_equal(a["best_params"], b["best_params"])
     assert [r["generation"] for r in log] == [1, 2, 3] and "eval_mean" in log[1]
     assert log[-1]["best"] > log[0]["worst"]
+    (tmp_path / "b" / "state.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="b/state.npz: not a readable controller state"):
+        train_controller(tmp_path / "b", CONFIG, judge(spec), progress=False)
 
 
 def test_a_crashed_or_hung_worker_loses_no_generation(spec, tmp_path):
     crash = dict(spec, marker=str(tmp_path / "crashed"), fault="crash")
     with pytest.warns(UserWarning, match="failed.*running it again"):
-        log = train_controller(crash, tmp_path / "c", CONFIG, workers=2, progress=False,
-                               evaluate=fake_evaluate)  # fmt: skip
+        log = train_controller(tmp_path / "c", CONFIG, judge(crash, workers=2), progress=False)
     assert len(log) == 3 and (tmp_path / "crashed").exists()
     pool = LocalPool(2)
     hang = dict(spec, marker=str(tmp_path / "hung"), fault="hang")
     tasks = [(hang, np.zeros(3), [i], 10) for i in range(4)]
     start = time.monotonic()
+    # The clock starts once the workers are up and have imported this module (however
+    # slow the machine), so 3 s is plenty for the tasks that do not hang.
     with pytest.warns(UserWarning, match="longer than 3 s"):
         results = run_tasks(pool, fake_evaluate, tasks, timeout=3)
     pool.shutdown()
-    assert len(results) == 4 and time.monotonic() - start < 30
+    assert len(results) == 4 and time.monotonic() - start < 60
+    with pytest.raises(ValueError, match="timeout 0"):
+        run_tasks(pool, fake_evaluate, tasks, timeout=0)
 
 
 def test_the_dask_path_on_a_local_cluster(spec, tmp_path):
@@ -125,8 +148,8 @@ def test_the_dask_path_on_a_local_cluster(spec, tmp_path):
                       dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1")
         config = ControllerConfig(**{**CONFIG.__dict__, "generations": 1, "popsize": 4})
-        log = train_controller(spec, tmp_path / "d", config, executor=client.get_executor(),
-                               progress=False)  # fmt: skip
+        dask = RealGame(spec, executor=client.get_executor(), timeout=60)
+        log = train_controller(tmp_path / "d", config, dask, progress=False)
     assert len(log) == 1 and np.isfinite(log[0]["mean"])
 
 

@@ -95,7 +95,7 @@ def test_a_cut_short_file_is_named_or_skipped(tmp_path):
     folder = write_rollouts(tmp_path / "r", [10, 10, 10])
     bad = folder / "rollout_00001.npz"
     bad.write_bytes(bad.read_bytes()[:2000])
-    with pytest.raises(RolloutFileError, match=r"rollout_00001\.npz.*skip_corrupt=True"):
+    with pytest.raises(RolloutFileError, match=r"rollout_00001\.npz.*cut short.*wmtutor gather"):
         list(FrameDataset(folder))
     with pytest.warns(UserWarning, match=r"rollout_00001\.npz"):
         frames = list(FrameDataset(folder, skip_corrupt=True))

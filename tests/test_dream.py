@@ -90,32 +90,41 @@ def dream_spec(mdnrnn, tmp_path_factory):
 
 def test_training_in_the_dream_resumes_exactly(dream_spec, tmp_path):
     from wmtutor.controller import load_controller_state, train_controller
-    from wmtutor.presets import Controller, Dream
+    from wmtutor.dream import InDream
+    from wmtutor.presets import Controller, Dream, SettingError
 
     config = Controller(popsize=6, trials=3, generations=4, max_steps=25, eval_every=2,
                         eval_episodes=5, inputs="zch", bias=False)  # fmt: skip
     dream = Dream(tau=1.0)
-    log = train_controller(dream_spec, tmp_path / "a", config, progress=False, dream=dream)
+
+    def judge(d=dream):
+        return InDream.from_spec(dream_spec, d, device="cpu")
+
+    log = train_controller(tmp_path / "a", config, judge(), progress=False)
     assert [row["where"] for row in log] == ["dream"] * 4
     assert all(1 <= row["worst"] <= row["mean"] <= row["best"] <= 25 for row in log)
     assert "eval_mean" in log[1] and "eval_mean" not in log[0]
     state = load_controller_state(tmp_path / "a")
     assert state["mean_params"].shape == (6 + 12 + 12,)  # [z, c, h] -> 1 output, no bias
     short = Controller(**{**config.__dict__, "generations": 2})
-    train_controller(dream_spec, tmp_path / "b", short, progress=False, dream=dream)
-    again = train_controller(dream_spec, tmp_path / "b", config, progress=False, dream=dream)
+    train_controller(tmp_path / "b", short, judge(), progress=False)
+    again = train_controller(tmp_path / "b", config, judge(), progress=False)
     np.testing.assert_array_equal(
         state["es_mean"], load_controller_state(tmp_path / "b")["es_mean"]
     )
     assert [r["best"] for r in again] == [r["best"] for r in log]
-    for bad, message in ((Dream(tau=-1.0), "tau must be >= 0"),
-                         (Dream(done_threshold=1.5), "done_threshold must be in")):  # fmt: skip
-        with pytest.raises(ValueError, match=message):
-            train_controller(dream_spec, tmp_path / "d", config, progress=False, dream=bad)
+    for bad in (dict(tau=-1.0), dict(tau=float("inf")), dict(done_threshold=1.5)):
+        with pytest.raises(SettingError, match=next(iter(bad))):
+            Dream(**bad)
+    with pytest.raises(ValueError, match="tau -1: expected a number in"):
+        DreamEnv(judge().mdnrnn, "doom", np.zeros((2, 6)), tau=-1)
     # another temperature dreams other dreams
-    other = train_controller(dream_spec, tmp_path / "c", config, progress=False,
-                             dream=Dream(tau=0.1))  # fmt: skip
+    other = train_controller(tmp_path / "c", config, judge(Dream(tau=0.1)), progress=False)
     assert [r["best"] for r in other] != [r["best"] for r in log]
+    with pytest.raises(
+        ValueError, match="trained in the dream \\(tau 1, .*not in the dream \\(tau 0.1"
+    ):
+        train_controller(tmp_path / "a", config, judge(Dream(tau=0.1)), progress=False)
 
 
 def test_the_agent_plays_one_dream_and_sees_it_decoded(dream_spec):
@@ -125,7 +134,10 @@ def test_the_agent_plays_one_dream_and_sees_it_decoded(dream_spec):
 
     mu, logvar = initial_latents(dream_spec["latents"])
     assert mu.shape == logvar.shape == (4, 6)
-    m, vae = load_mdnrnn(dream_spec["mdnrnn"]), load_vae(dream_spec["vae"])
+    m, vae = (
+        load_mdnrnn(dream_spec["mdnrnn"], device="cpu"),
+        load_vae(dream_spec["vae"], device="cpu"),
+    )
     env = DreamEnv(m, "doom", mu, tau=1.0, max_steps=30, vae=vae)
     params = np.random.default_rng(0).normal(0, 1, 6 + 2 * 12)
     out = dream_episode(env, params, "zch", seed=3)
@@ -137,3 +149,20 @@ def test_the_agent_plays_one_dream_and_sees_it_decoded(dream_spec):
     np.testing.assert_array_equal(again["actions"], out["actions"])  # seeded: the same dream
     with pytest.raises(ValueError, match="num_envs must be 1"):
         dream_episode(DreamEnv(m, "doom", mu, num_envs=2), params)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_dream_runs_on_the_gpu_as_on_the_cpu(mdnrnn):
+    rng = np.random.default_rng(0)
+    params = rng.normal(0, 1.0, (4, 6 + 12 + 1))
+    z0 = rng.normal(size=(3, 6)).astype(np.float32)
+    gpu = MDNRNN(z_dim=6, action_dim=3, hidden=12).cuda().eval()
+    gpu.load_state_dict(mdnrnn.state_dict())
+    kwargs = dict(tau=0.0, max_steps=30, seed=5)  # tau 0: no noise, so devices can agree
+    on_cpu = dream_generation(mdnrnn, "doom", params, z0, 3, **kwargs)
+    on_gpu = dream_generation(gpu, "doom", params, z0, 3, **kwargs)
+    assert np.mean(on_cpu == on_gpu) >= 0.9
+    env = DreamEnv(gpu, "doom", z0, num_envs=2, tau=1.0, max_steps=15)
+    obs, _ = env.reset(seed=0)
+    obs, *_ = env.step(np.array([0, 2]))
+    assert env.z.device.type == "cuda" and obs.shape == (2, 30)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from wmtutor.cli import main as cli_main
+from wmtutor.files import load_rollout
 from wmtutor.mdnrnn import (
     MDNRNN,
     Prediction,
@@ -19,7 +20,6 @@ from wmtutor.mdnrnn import (
     train_mdnrnn,
 )
 from wmtutor.presets import MDNRNN as MDNRNNConfig
-from wmtutor.rollouts import load_rollout
 from wmtutor.training import load_checkpoint
 
 CONFIG = MDNRNNConfig(hidden=32, seq_len=20, epochs=30, batch_size=8, lr=1e-2, buffer_size=64)
@@ -106,7 +106,7 @@ def test_samples_follow_the_mixture_at_tau_one_and_concentrate_as_tau_falls():
 
 def test_loss_falls_and_the_heads_learn_known_rules(tmp_path):
     data = synthetic_latents(tmp_path / "z")
-    log = train_mdnrnn(data, tmp_path / "m", CONFIG, "doom", progress=False)
+    log = train_mdnrnn(data, tmp_path / "m" / "mdnrnn.pt", CONFIG, "doom", progress=False)
     epochs = [r for r in log if r["kind"] == "epoch"]
     assert epochs[-1]["z_nll"] < epochs[0]["z_nll"] - 0.3
     assert epochs[-1]["reward_mse"] < 0.05  # reward = [action == 1], read off a
@@ -123,21 +123,24 @@ def test_loss_falls_and_the_heads_learn_known_rules(tmp_path):
 def test_resume_matches_an_uninterrupted_run_and_mismatches_are_refused(tmp_path):
     data = synthetic_latents(tmp_path / "z")
     config = dataclasses.replace(CONFIG, epochs=2)
-    train_mdnrnn(data, tmp_path / "straight", config, "doom", progress=False)
-    train_mdnrnn(data, tmp_path / "resumed", dataclasses.replace(config, epochs=1), "doom",
-                 progress=False)  # fmt: skip
-    train_mdnrnn(data, tmp_path / "resumed", config, "doom", progress=False)
+    train_mdnrnn(data, tmp_path / "straight" / "mdnrnn.pt", config, "doom", progress=False)
+    short = dataclasses.replace(config, epochs=1)
+    train_mdnrnn(data, tmp_path / "resumed" / "mdnrnn.pt", short, "doom", progress=False)
+    train_mdnrnn(data, tmp_path / "resumed" / "mdnrnn.pt", config, "doom", progress=False)
     a = load_checkpoint(tmp_path / "straight" / "mdnrnn.pt")["model"]
     b = load_checkpoint(tmp_path / "resumed" / "mdnrnn.pt")["model"]
     for key in a:
         torch.testing.assert_close(a[key], b[key])
     with pytest.raises(ValueError, match="trained with hidden=32, not 64.*restart"):
-        train_mdnrnn(data, tmp_path / "straight", dataclasses.replace(config, hidden=64),
-                     "doom", progress=False)  # fmt: skip
+        wider = dataclasses.replace(config, hidden=64)
+        train_mdnrnn(data, tmp_path / "straight" / "mdnrnn.pt", wider, "doom", progress=False)
     with pytest.raises(ValueError, match="action_dim=3, but action_dim=6"):
         load_mdnrnn(tmp_path / "straight" / "mdnrnn.pt", action_dim=6)
     with pytest.raises(ValueError, match="z_dim=4, but z_dim=32"):
         load_mdnrnn(tmp_path / "straight" / "mdnrnn.pt", z_dim=32)
+    synthetic_latents(data, n_files=13, seed=1)  # V changed, the latents were re-encoded
+    with pytest.raises(ValueError, match="trained on other latents.*--restart"):
+        train_mdnrnn(data, tmp_path / "straight" / "mdnrnn.pt", config, "doom", progress=False)
 
 
 def test_dreams_are_repeatable_and_cold_dreams_are_deterministic():

@@ -14,7 +14,7 @@ def test_the_pipeline_runs_every_stage_then_resumes_without_redoing_them(
     monkeypatch.setenv("WMTUTOR_RUNS", str(tmp_path))
     cli_main(["pipeline", "--env", "doom", "--preset", "tiny", "--quiet"])
     out = capsys.readouterr().out
-    folder = tmp_path / "doom" / "tiny"
+    folder = tmp_path / "doom" / "tiny" / "seed0"
     record = json.loads((folder / "pipeline.json").read_text())
     assert (
         list(record["stages"])
@@ -22,40 +22,49 @@ def test_the_pipeline_runs_every_stage_then_resumes_without_redoing_them(
         == ["gather", "vae", "encode", "mdnrnn", "controller", "round1", "evaluate", "gifs"]
     )
     assert all(seconds >= 0 for seconds in record["stages"].values())
-    assert [r["round"] for r in record["results"]] == [0, 1]
+    assert [r["round"] for r in record["results"]] == [0, 1] and record["seed"] == 0
     result = record["result"]
     assert result == record["results"][1] and result["episodes"] == 4 and len(result["real"]) == 4
     assert 1 <= result["real_mean"] <= 20 and result["dream_mean"] >= 1  # tiny cap: 20 steps
     assert "C trained in the dream, 4 real episodes" in out and "in its dream (tau 1.15)" in out
     assert "after 1 round(s) of iterative training" in out
     # round 1: the first C's real episodes recorded, encoded, and M trained on them too
-    round1 = folder / "round1"
+    dream = folder / "dream_zch_tau1.15"
+    round1 = dream / "round1"
     recorded = json.loads((round1 / "rollouts" / "manifest.json").read_text())["files"]
     assert len(recorded) == 3 and all(1 <= e["length"] <= 20 for e in recorded)
     assert len(list((round1 / "latents").glob("rollout_*.npz"))) == 3
     m_log = [json.loads(line) for line in open(round1 / "mdnrnn_log.jsonl")]
     assert max(r["epoch"] for r in m_log) == 3 + 1  # the preset's 3 epochs, then 1 more
-    gifs = [folder / "controller_zch_dream1.15" / "dream_vs_real.gif",
-            round1 / "controller_zch_dream1.15" / "dream_vs_real.gif"]  # fmt: skip
+    gifs = [dream / "round0" / "controller" / "dream_vs_real.gif",
+            round1 / "controller" / "dream_vs_real.gif"]  # fmt: skip
     assert [str(g) for g in gifs] == record["gifs"] and all(g.stat().st_size > 1000 for g in gifs)
 
-    state = folder / "controller_zch_dream1.15" / "state.npz"
+    state = dream / "round0" / "controller" / "state.npz"
     trained_at = state.stat().st_mtime_ns
     cli_main(["pipeline", "--env", "doom", "--preset", "tiny", "--quiet"])
     assert state.stat().st_mtime_ns == trained_at  # resumed: nothing trained again
     again = json.loads((folder / "pipeline.json").read_text())
     assert again["result"]["real"] == result["real"]
 
+    # another temperature: its own controllers and rounds, both records kept
+    cli_main(["pipeline", "--env", "doom", "--preset", "tiny", "--tau", "0.5", "--quiet"])
+    assert (folder / "dream_zch_tau0.5" / "round1" / "controller" / "state.npz").exists()
+    assert state.stat().st_mtime_ns == trained_at
+    both = json.loads((folder / "pipeline.json").read_text())
+    assert sorted(both["dreams"]) == ["zch_tau0.5", "zch_tau1.15"] and both["tau"] == 0.5
+    assert len(list(folder.glob("dream_*"))) == 2  # no stray tau-1.15 run made for tau 0.5
+
     capsys.readouterr()
     cli_main(["evaluate", "--env", "doom", "--preset", "tiny", "--in-dream", "--episodes", "2",
-              "--workers", "1"])  # fmt: skip
+              "--workers", "1", "--quiet"])  # fmt: skip
     out = capsys.readouterr().out
-    assert "controller_zch_dream1.15" in out and "in its dream (tau 1.15)" in out
+    assert "round0/controller" in out and "in its dream (tau 1.15)" in out and "median" in out
 
     cli_main(["evaluate", "--env", "doom", "--preset", "tiny", "--in-dream", "--round", "1",
-              "--episodes", "2", "--workers", "1"])  # fmt: skip
+              "--episodes", "2", "--workers", "1", "--quiet"])  # fmt: skip
     out = capsys.readouterr().out  # round 1's C, with round 1's M
-    assert "round1/controller_zch_dream1.15" in out
+    assert "round1/controller" in out
     with pytest.raises(SystemExit):  # a round is only in the dream
         cli_main(["evaluate", "--env", "doom", "--preset", "tiny", "--round", "1"])
     assert "--round needs --in-dream" in capsys.readouterr().err
@@ -63,4 +72,62 @@ def test_the_pipeline_runs_every_stage_then_resumes_without_redoing_them(
     cli_main(["tau-sweep", "--env", "doom", "--preset", "tiny", "--quiet"])
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert len(table) == 1 + 5  # the header and one row per tau
-    assert (folder / "tau_sweep" / "dream0.1" / "results.json").exists()
+    assert (folder / "tau_sweep" / "zch_tau0.1" / "results.json").exists()
+
+
+def test_later_stages_use_what_the_user_made_and_never_remake_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WMTUTOR_RUNS", str(tmp_path))
+    tiny = ["--env", "doom", "--preset", "tiny", "--quiet"]
+    cli_main(["gather", *tiny, "--n-rollouts", "5", "--workers", "1"])
+    cli_main(["train-vae", *tiny, "--epochs", "1", "--lr", "0.003"])
+    folder = tmp_path / "doom" / "tiny" / "seed0"
+    vae = (folder / "vae.pt").read_bytes()
+    cli_main(["train-controller", *tiny, "--in-dream", "--generations", "1"])
+    assert json.loads((folder / "rollouts" / "manifest.json").read_text())["n_rollouts"] == 5
+    assert (folder / "vae.pt").read_bytes() == vae  # not trained on to the preset's 2 epochs
+    latents = json.loads((folder / "latents" / "manifest.json").read_text())
+    assert latents["n_rollouts"] == 5
+    # V retrained by hand: M was trained on the old latents, so it is refused, not reused
+    cli_main(["train-vae", *tiny, "--epochs", "1", "--lr", "0.002", "--restart"])
+    cli_main(["encode", *tiny])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        cli_main(["train-mdnrnn", *tiny])
+    assert "trained on other latents" in capsys.readouterr().err
+    cli_main(["train-mdnrnn", *tiny, "--restart"])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["pipeline", "--tau", "inf"], "--tau"),
+        (["pipeline", "--tau", "-1"], "--tau -1.0: expected a finite number in [0, 5]"),
+        (["pipeline", "--rounds", "-1"], "--rounds -1: expected an integer >= 0"),
+        (["train-controller", "--generations", "0"], "--generations 0"),
+        (["train-controller", "--max-steps", "-1"], "--max-steps -1"),
+        (["train-controller", "--workers", "0"], "--workers"),
+        (["train-controller", "--timeout", "0"], "--timeout 0.0"),
+        (["train-controller", "--l2", "nan"], "--l2"),
+        (["train-controller", "--trials", "0"], "--trials 0"),
+        (["train-controller", "--in-dream", "--done-threshold", "1"], "--done-threshold 1.0"),
+        (["train-controller", "--in-dream", "--round", "-1"], "--round"),
+        (["evaluate", "--episodes", "0"], "--episodes"),
+        (["evaluate", "--max-steps", "0"], "--max-steps 0"),
+        (["train-vae", "--epochs", "-1"], "--epochs -1"),
+        (["train-vae", "--lr", "0"], "--lr 0.0"),
+        (["train-mdnrnn", "--epochs", "0"], "--epochs 0"),
+        (["train-mdnrnn", "--seq-len", "1"], "--seq-len 1"),
+        (["gather", "--min-length", "-1"], "--min-length -1"),
+        (["encode", "--seed", "x"], "--seed"),
+    ],
+)
+def test_a_bad_flag_is_refused_in_one_line_before_anything_is_made(
+    argv, message, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("WMTUTOR_RUNS", str(tmp_path / "runs"))
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([*argv, "--env", "doom", "--preset", "tiny", "--quiet"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 2
+    assert not (tmp_path / "runs").exists()  # refused before any folder was made

@@ -1,14 +1,18 @@
-"""Presets (wmtutor/presets.py) and helpers (wmtutor/utils.py)."""
+"""Presets (wmtutor/presets.py), helpers (wmtutor/utils.py) and the run layout (layout.py)."""
 
+import dataclasses
 import os
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from wmtutor.presets import PRESETS, get_preset
-from wmtutor.utils import atomic_path, runs_dir, seed_everything
+from wmtutor import layout
+from wmtutor.presets import PRESETS, SettingError, get_preset
+from wmtutor.utils import atomic_path, get_device, remove_stale_tmp, seed_everything
 
 
 def test_preset_comes_from_the_environment(monkeypatch):
@@ -54,10 +58,98 @@ def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
 
 
-def test_runs_dir_honours_the_environment(monkeypatch, tmp_path):
+def test_the_runs_root_honours_the_environment_and_naming_a_path_creates_nothing(
+    monkeypatch, tmp_path
+):
     monkeypatch.setenv("WMTUTOR_RUNS", str(tmp_path / "r"))
-    path = runs_dir("toys", "tiny")
-    assert path == tmp_path / "r" / "toys" / "tiny" and path.is_dir()
+    assert layout.runs_root() == tmp_path / "r"
+    assert layout.pictures_dir("toys", "tiny") == tmp_path / "r" / "toys" / "tiny"
+    run = layout.Run.of("doom", "tiny", seed=3)
+    assert run.folder == tmp_path / "r" / "doom" / "tiny" / "seed3"
+    assert run.dream_controller(1, 0.5) == run.folder / "dream_zch_tau0.5" / "round1" / "controller"
+    assert run.round_mdnrnn(0) == run.mdnrnn and run.round_mdnrnn(2).parent.name == "round2"
+    assert run.controller("zh").name == "controller_zh" and run.sweep(1.15).name == "zch_tau1.15"
+    assert not (tmp_path / "r").exists()  # naming is not making
+    assert layout.Run.of("doom", "tiny").seed == get_preset("tiny").seed
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="expected an integer >= 0"):
+            layout.Run.of("doom", "tiny", seed=bad)
+    with pytest.raises(ValueError, match="round -1"):
+        run.round(-1)
+    with pytest.raises(ValueError, match="unknown game 'quake'"):
+        layout.Run.of("quake", "tiny")
+
+
+def test_a_run_of_the_old_layout_is_refused_until_migrated(tmp_path):
+    old = tmp_path / "doom" / "tiny"
+    for path in ("rollouts/manifest.json", "vae.pt", "vae_log.jsonl", "mdnrnn.pt",
+                 "controller_zch_dream1.15/state.npz", "controller_zh/state.npz",
+                 "round1/mdnrnn.pt", "round1/latents/manifest.json",
+                 "round1/controller_zch_dream1.15/state.npz", "tau_sweep/dream0.1/state.npz",
+                 "pipeline.json"):  # fmt: skip
+        (old / path).parent.mkdir(parents=True, exist_ok=True)
+        (old / path).write_text(path)
+    run = layout.Run.of("doom", "tiny", root=tmp_path)
+    with pytest.raises(ValueError, match="wmtutor migrate --env doom --preset tiny"):
+        run.check_layout()
+    layout.Run.of("doom", "tiny", seed=1, root=tmp_path).check_layout()  # another seed: fine
+    moves = layout.migrate(run)
+    assert len(moves) == 10
+    assert (run.rollouts / "manifest.json").read_text() == "rollouts/manifest.json"
+    assert (run.dream_controller(0, 1.15) / "state.npz").exists()
+    assert (run.dream_controller(1, 1.15) / "state.npz").exists()
+    assert (run.round(1, 1.15) / "mdnrnn.pt").exists() and (
+        run.controller("zh") / "state.npz"
+    ).exists()
+    assert (run.sweep(0.1) / "state.npz").exists()
+    run.check_layout()  # nothing old is left
+    assert layout.migrate(run) == []
+
+
+def test_settings_are_checked_when_made(monkeypatch):
+    vae = get_preset("tiny").doom.vae
+    for field, bad, expected in (("epochs", 0, "an integer >= 1"), ("epochs", 1.5, "integer"),
+                                 ("lr", float("nan"), "a finite number > 0"),
+                                 ("precision", "fp16", "one of fp32, bf16")):  # fmt: skip
+        with pytest.raises(SettingError, match=f"VAE.{field} = .*{expected}"):
+            dataclasses.replace(vae, **{field: bad})
+    dream = get_preset("tiny").doom.dream
+    for field, bad in (("tau", float("inf")), ("tau", -0.1), ("done_threshold", 1.0),
+                       ("taus", (0.5, 9.0)), ("rounds", -1)):  # fmt: skip
+        with pytest.raises(SettingError, match=field):
+            dataclasses.replace(dream, **{field: bad})
+    for preset in PRESETS.values():  # every shipped preset passes its own rules
+        assert preset.doom.dream.tau >= 0
+
+
+def test_one_device_decision(monkeypatch):
+    monkeypatch.delenv("WMTUTOR_DEVICE", raising=False)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert get_device().type == expected
+    assert get_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("WMTUTOR_DEVICE", "cpu")
+    assert get_device() == torch.device("cpu")
+    with pytest.raises(ValueError, match="not a device"):
+        get_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            get_device("cuda")
+    monkeypatch.setenv("WMTUTOR_DEVICE", "tpu")
+    with pytest.raises(ValueError, match=r"\$WMTUTOR_DEVICE 'tpu'"):
+        get_device()
+
+
+def test_the_temp_files_of_a_killed_writer_are_removed_and_a_live_writers_kept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    stale = tmp_path / f".vae.pt.{int(dead.stdout)}.abc123.tmp"
+    live = tmp_path / f".vae.pt.{os.getpid()}.def456.tmp"
+    old_style = tmp_path / ".vae.pt.xyz789.tmp"  # made before temp names carried a pid
+    for path in (stale, live, old_style):
+        path.write_bytes(b"half a checkpoint")
+    (tmp_path / "vae.pt").write_bytes(b"whole")
+    assert sorted(remove_stale_tmp(tmp_path)) == sorted([stale, old_style])
+    assert live.exists() and (tmp_path / "vae.pt").exists()
 
 
 def test_every_game_has_data_sizes_and_paper_has_the_papers():

@@ -8,7 +8,9 @@ import pytest
 import wmtutor.rollouts as rollouts
 from wmtutor.cli import main as cli_main
 from wmtutor.envs import make_env
-from wmtutor.rollouts import gather, get_rollouts, load_rollout, read_manifest, rollout_seed
+from wmtutor.files import load_rollout, read_manifest
+from wmtutor.pipeline import get_rollouts
+from wmtutor.rollouts import gather, rollout_seed
 
 PONG = dict(policy="held", max_steps=30, frame_skip=4)
 
@@ -56,13 +58,22 @@ def test_rerunning_gathers_only_what_is_missing(tmp_path, monkeypatch):
     played = []
     real = rollouts.gather_one
     monkeypatch.setattr(rollouts, "gather_one", lambda c, i, d: played.append(i) or real(c, i, d))
-    manifest = gather("pong", 5, tmp_path, workers=1, progress=False, **PONG)
+    with pytest.warns(UserWarning, match="rollout_00001.npz is missing"):
+        manifest = gather("pong", 5, tmp_path, workers=1, progress=False, **PONG)
     assert played == [1, 3, 4]
     assert manifest["n_rollouts"] == 5
     assert (tmp_path / "rollout_00000.npz").read_bytes() == kept
     played.clear()
     gather("pong", 5, tmp_path, workers=1, progress=False, **PONG)
     assert played == []
+    # a listed file cut short (or changed) is caught by its size and checksum, and replaced
+    whole = (tmp_path / "rollout_00001.npz").read_bytes()
+    (tmp_path / "rollout_00001.npz").write_bytes(whole[:100])
+    with pytest.warns(UserWarning, match="rollout_00001.npz is broken"):
+        gather("pong", 5, tmp_path, workers=1, progress=False, **PONG)
+    assert played == [1] and (tmp_path / "rollout_00001.npz").read_bytes() == whole
+    # asking for fewer keeps them all: a gather never deletes what is there
+    assert gather("pong", 2, tmp_path, workers=1, progress=False, **PONG)["n_rollouts"] == 5
 
 
 def test_a_file_finished_after_the_last_manifest_write_is_kept_or_replaced(tmp_path):
@@ -84,8 +95,13 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path):
         gather("pong", 1, tmp_path, workers=1, progress=False, **dict(PONG, policy="white"))
     with pytest.raises(ValueError, match="unknown policy"):
         gather("pong", 1, tmp_path / "x", policy="smart", progress=False)
+    for bad in (dict(seed=-3), dict(frame_skip=0), dict(max_steps=0), dict(min_length=-1),
+                dict(workers=0)):  # fmt: skip
+        with pytest.raises(ValueError, match=f"{next(iter(bad))} -?[0-9]+: expected an integer"):
+            gather("pong", 1, tmp_path / "x", progress=False, **bad)
     with pytest.raises(ValueError, match="n_rollouts"):
         gather("pong", 0, tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()  # refused before anything was written
 
 
 def test_short_episodes_are_replaced_by_longer_ones(tmp_path):
@@ -101,19 +117,34 @@ def test_short_episodes_are_replaced_by_longer_ones(tmp_path):
 def test_get_rollouts_caches_under_the_runs_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("WMTUTOR_RUNS", str(tmp_path))
     manifest = get_rollouts("pong", "tiny", workers=1, progress=False)
-    assert manifest["dir"] == str(tmp_path / "pong" / "tiny" / "rollouts")
+    folder = tmp_path / "pong" / "tiny" / "seed0" / "rollouts"
+    assert manifest["dir"] == str(folder)
     assert manifest["n_rollouts"] == 3 and manifest["preset"] == "tiny"
-    before = (tmp_path / "pong" / "tiny" / "rollouts" / "rollout_00000.npz").stat().st_mtime_ns
+    before = (folder / "rollout_00000.npz").stat().st_mtime_ns
     get_rollouts("pong", "tiny", workers=1, progress=False)
-    after = (tmp_path / "pong" / "tiny" / "rollouts" / "rollout_00000.npz").stat().st_mtime_ns
-    assert before == after
+    assert (folder / "rollout_00000.npz").stat().st_mtime_ns == before
+    other = get_rollouts("pong", "tiny", seed=1, workers=1, progress=False)  # its own folder
+    assert other["dir"].endswith("seed1/rollouts") and other["config"]["seed"] == 1
+
+
+def test_what_a_user_gathered_is_kept_as_it_is(tmp_path, monkeypatch):
+    monkeypatch.setenv("WMTUTOR_RUNS", str(tmp_path))
+    cli_main(["gather", "--env", "pong", "--preset", "tiny", "--n-rollouts", "5", "--workers",
+              "1", "--quiet"])  # fmt: skip
+    assert get_rollouts("pong", "tiny", progress=False)["n_rollouts"] == 5  # not the preset's 3
 
 
 def test_cli_gather(tmp_path, capsys):
     args = ["gather", "--env", "pong", "--preset", "tiny", "--out", str(tmp_path)]
-    cli_main([*args, "--workers", "1", "--rollouts", "2", "--quiet"])
+    cli_main([*args, "--workers", "1", "--n-rollouts", "2", "--quiet"])
     assert "2 rollouts, 120 frames" in capsys.readouterr().out
     assert read_manifest(tmp_path)["config"]["frame_skip"] == 4  # the tiny preset's
     with pytest.raises(SystemExit) as exit_info:
         cli_main([*args, "--policy", "white", "--quiet"])
     assert exit_info.value.code == 2 and "other settings" in capsys.readouterr().err
+    for flag, value in (("--n-rollouts", "0"), ("--frame-skip", "0"), ("--max-steps", "0"),
+                        ("--seed", "-3"), ("--workers", "0")):  # fmt: skip
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main([*args, flag, value, "--quiet"])
+        assert exit_info.value.code == 2
+        assert flag in capsys.readouterr().err

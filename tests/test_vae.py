@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from wmtutor.cli import main as cli_main
+from wmtutor.files import load_rollout, read_manifest
 from wmtutor.presets import VAE
-from wmtutor.rollouts import load_rollout, read_manifest
 from wmtutor.training import load_checkpoint, save_checkpoint
 from wmtutor.vae import (
     ConvVAE,
@@ -89,7 +89,7 @@ def test_frames_round_trip_through_the_input_format():
 
 def test_training_lowers_the_held_out_loss(tmp_path):
     data = square_rollouts(tmp_path / "data")
-    log = train_vae(data, tmp_path / "v", TINY, progress=False, log_every=2)
+    log = train_vae(data, tmp_path / "v" / "vae.pt", TINY, progress=False, log_every=2)
     epochs = [r for r in log if r["kind"] == "epoch"]
     assert [r["epoch"] for r in epochs] == [0, 1, 2, 3]
     assert epochs[-1]["recon"] < 0.7 * epochs[0]["recon"]
@@ -101,9 +101,11 @@ def test_training_lowers_the_held_out_loss(tmp_path):
 def test_resuming_continues_exactly_like_an_uninterrupted_run(tmp_path):
     data = square_rollouts(tmp_path / "data")
     config = dataclasses.replace(TINY, epochs=2)
-    train_vae(data, tmp_path / "straight", config, progress=False)
-    train_vae(data, tmp_path / "resumed", dataclasses.replace(config, epochs=1), progress=False)
-    log = train_vae(data, tmp_path / "resumed", config, progress=False)
+    train_vae(data, tmp_path / "straight" / "vae.pt", config, progress=False)
+    train_vae(
+        data, tmp_path / "resumed" / "vae.pt", dataclasses.replace(config, epochs=1), progress=False
+    )
+    log = train_vae(data, tmp_path / "resumed" / "vae.pt", config, progress=False)
     assert [r["epoch"] for r in log if r["kind"] == "epoch"] == [0, 1, 2]
     a = load_checkpoint(tmp_path / "straight" / "vae.pt")
     b = load_checkpoint(tmp_path / "resumed" / "vae.pt")
@@ -111,15 +113,17 @@ def test_resuming_continues_exactly_like_an_uninterrupted_run(tmp_path):
         torch.testing.assert_close(a["model"][key], b["model"][key])
     assert a["optimizer"]["state"][0]["step"] == b["optimizer"]["state"][0]["step"]
     before = (tmp_path / "resumed" / "vae.pt").read_bytes()
-    train_vae(data, tmp_path / "resumed", config, progress=False)  # nothing left to do
+    train_vae(data, tmp_path / "resumed" / "vae.pt", config, progress=False)  # nothing left to do
     assert (tmp_path / "resumed" / "vae.pt").read_bytes() == before
 
 
 def test_mismatched_or_broken_checkpoints_are_clear_errors(tmp_path):
     data = square_rollouts(tmp_path / "data")
-    train_vae(data, tmp_path / "v", dataclasses.replace(TINY, epochs=1), progress=False)
+    train_vae(data, tmp_path / "v" / "vae.pt", dataclasses.replace(TINY, epochs=1), progress=False)
     with pytest.raises(ValueError, match="trained with z_dim=8, not 16.*restart"):
-        train_vae(data, tmp_path / "v", dataclasses.replace(TINY, z_dim=16), progress=False)
+        train_vae(
+            data, tmp_path / "v" / "vae.pt", dataclasses.replace(TINY, z_dim=16), progress=False
+        )
     with pytest.raises(ValueError, match="z_dim=8, but z_dim=64"):
         load_vae(tmp_path / "v" / "vae.pt", z_dim=64)
     save_checkpoint(tmp_path / "other.pt", model={}, config={"architecture": "Something"})
@@ -128,16 +132,14 @@ def test_mismatched_or_broken_checkpoints_are_clear_errors(tmp_path):
     (tmp_path / "cut.pt").write_bytes((tmp_path / "v" / "vae.pt").read_bytes()[:1000])
     with pytest.raises(ValueError, match="cut.pt: not a readable wmtutor checkpoint"):
         load_vae(tmp_path / "cut.pt")
-    log = train_vae(
-        data, tmp_path / "v", dataclasses.replace(TINY, z_dim=16, epochs=1), restart=True,
-        progress=False,
-    )  # fmt: skip
+    wider = dataclasses.replace(TINY, z_dim=16, epochs=1)
+    log = train_vae(data, tmp_path / "v" / "vae.pt", wider, restart=True, progress=False)
     assert load_vae(tmp_path / "v" / "vae.pt").z_dim == 16 and log[-1]["epoch"] == 1
 
 
 def test_encoded_files_line_up_with_the_rollouts(tmp_path):
     data = square_rollouts(tmp_path / "data", n_files=3, length=20)
-    train_vae(data, tmp_path / "v", dataclasses.replace(TINY, epochs=1), progress=False)
+    train_vae(data, tmp_path / "v" / "vae.pt", dataclasses.replace(TINY, epochs=1), progress=False)
     manifest = encode_rollouts(tmp_path / "v" / "vae.pt", data, tmp_path / "z", progress=False)
     model = load_vae(tmp_path / "v" / "vae.pt")
     assert manifest == read_manifest(tmp_path / "z") and manifest["config"]["z_dim"] == 8
@@ -153,9 +155,59 @@ def test_encoded_files_line_up_with_the_rollouts(tmp_path):
     stamp = (tmp_path / "z" / "rollout_00000.npz").stat().st_mtime_ns
     encode_rollouts(tmp_path / "v" / "vae.pt", data, tmp_path / "z", progress=False)
     assert (tmp_path / "z" / "rollout_00000.npz").stat().st_mtime_ns == stamp  # kept
-    train_vae(data, tmp_path / "v", dataclasses.replace(TINY, epochs=2), progress=False)
-    encode_rollouts(tmp_path / "v" / "vae.pt", data, tmp_path / "z", progress=False)
+    broken = tmp_path / "z" / "rollout_00001.npz"
+    whole = broken.read_bytes()
+    broken.write_bytes(whole[:100])  # cut short: caught by its size and checksum
+    with pytest.warns(UserWarning, match="rollout_00001.npz is missing or broken"):
+        encode_rollouts(tmp_path / "v" / "vae.pt", data, tmp_path / "z", progress=False)
+    assert broken.read_bytes() == whole
+    assert (tmp_path / "z" / "rollout_00000.npz").stat().st_mtime_ns == stamp
+    train_vae(data, tmp_path / "v" / "vae.pt", dataclasses.replace(TINY, epochs=2), progress=False)
+    with pytest.warns(UserWarning, match="vae.pt changed since"):
+        encode_rollouts(tmp_path / "v" / "vae.pt", data, tmp_path / "z", progress=False)
     assert (tmp_path / "z" / "rollout_00000.npz").stat().st_mtime_ns != stamp  # new V
+
+
+def test_a_checkpoint_trained_on_other_data_is_not_resumed_on_this(tmp_path):
+    data = square_rollouts(tmp_path / "data", n_files=3, length=20)
+    ckpt = tmp_path / "v" / "vae.pt"
+    train_vae(data, ckpt, dataclasses.replace(TINY, epochs=1), progress=False)
+    square_rollouts(data, n_files=4, length=20, seed=1)  # the folder now holds other frames
+    with pytest.raises(ValueError, match="trained on other rollouts.*--restart"):
+        train_vae(data, ckpt, dataclasses.replace(TINY, epochs=2), progress=False)
+    log = train_vae(data, ckpt, dataclasses.replace(TINY, epochs=1), restart=True, progress=False)
+    assert log[-1]["epoch"] == 1
+
+
+def test_checkpoints_are_read_onto_the_cpu_then_moved(tmp_path, monkeypatch):
+    data = square_rollouts(tmp_path / "data", n_files=2, length=16)
+    ckpt = tmp_path / "v" / "vae.pt"
+    train_vae(data, ckpt, dataclasses.replace(TINY, epochs=1), device="cpu", progress=False)
+    state = load_checkpoint(ckpt)
+    assert state["rng"].device.type == "cpu" and state["rng"].dtype == torch.uint8
+    assert all(t.device.type == "cpu" for t in state["model"].values())
+    asked = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: asked.append(k) or real_load(*a, **k))
+    load_vae(ckpt, device="cpu")
+    assert asked == [{"map_location": "cpu", "weights_only": True}]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_run_resumed_on_another_device_goes_on_where_it_stopped(tmp_path):
+    data = square_rollouts(tmp_path / "data")
+    config = dataclasses.replace(TINY, epochs=2)
+    for first, second in (("cuda", "cuda"), ("cuda", "cpu"), ("cpu", "cuda")):
+        ckpt = tmp_path / f"{first}-{second}" / "vae.pt"
+        train_vae(data, ckpt, dataclasses.replace(config, epochs=1), device=first, progress=False)
+        log = train_vae(data, ckpt, config, device=second, progress=False)
+        assert [r["epoch"] for r in log if r["kind"] == "epoch"] == [0, 1, 2]
+        assert load_checkpoint(ckpt)["epoch"] == 2
+    straight = tmp_path / "straight" / "vae.pt"
+    train_vae(data, straight, config, device="cuda", progress=False)
+    a, b = load_checkpoint(straight), load_checkpoint(tmp_path / "cuda-cuda" / "vae.pt")
+    for key in a["model"]:  # resumed on the GPU: as exact as on the CPU
+        torch.testing.assert_close(a["model"][key], b["model"][key])
 
 
 def test_cli_trains_and_encodes(tmp_path, capsys):

@@ -244,7 +244,7 @@ class PyCMA:
         popsize: int | None = None,
         seed: int | None = None,
     ) -> None:
-        import cma
+        import cma  # only for the pycma backend: our CMA-ES needs nothing but NumPy
 
         x0 = np.atleast_1d(np.asarray(x0, dtype=float))
         opts: dict = {"verbose": -9, "seed": None if seed is None else int(seed) + 1}

@@ -6,15 +6,19 @@ steer = y0, gas = (y1 + 1) / 2, brake = clip(y2, 0, 1) (288 inputs, 3 outputs, 8
 parameters); for Doom one output split at ±1/3 into left / stay / right. ``inputs``
 chooses what C sees, for the paper's ablations: ``"z"`` (V only), ``"zh"`` (V and M's
 hidden state, the default), ``"zch"`` (also M's cell state, the paper's Doom controller).
+``Controller`` is the only implementation: the real game uses one parameter vector, the
+dream (``wmtutor.dream``) a different one per row of a batch, through the same methods.
 
 The work is in *evaluating* C: every candidate of every CMA-ES generation plays several
 episodes. ``run_episodes`` plays them all at once in one process (one batched V, M and C
-call per step for every live game), and ``train_controller`` farms the candidates out to
-any ``concurrent.futures.Executor``: local worker processes by default (each loads V and M
+call per step for every live game), and ``RealGame`` farms the candidates out to any
+``concurrent.futures.Executor``: local worker processes by default (each loads V and M
 once), or a Dask cluster (``distributed.Client(...).get_executor()``). A worker that
 crashes or hangs past the timeout loses nothing: its candidates are run again, with a
-warning. The whole state is saved after every generation (plain npz and JSON), and
-running again resumes exactly.
+warning. ``train_controller`` is the CMA-ES loop; it asks a *judge* (``RealGame`` here,
+``wmtutor.dream.InDream`` for the dream) for the returns of each generation, and saves
+the whole state after every generation (plain npz and JSON): running again resumes
+exactly.
 """
 
 from __future__ import annotations
@@ -25,19 +29,24 @@ import multiprocessing
 import os
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from wmtutor.cmaes import make_es
-from wmtutor.envs import make_env
+from wmtutor.envs import GAMES, make_env
+from wmtutor.files import save_arrays, write_manifest
+from wmtutor.layout import CONTROLLER_LOG, CONTROLLER_STATE, MANIFEST
+from wmtutor.mdnrnn import load_mdnrnn
 from wmtutor.presets import Controller as ControllerConfig
-from wmtutor.presets import Dream as DreamConfig
-from wmtutor.presets import Preset, get_preset
-from wmtutor.rollouts import default_workers, rollout_seed
-from wmtutor.utils import atomic_path, runs_dir
+from wmtutor.rollouts import check_workers, make_policy, play, rollout_seed
+from wmtutor.utils import atomic_path, die_with_parent, get_device, remove_stale_tmp
+from wmtutor.vae import load_vae, to_input
 
 INPUTS = ("z", "zh", "zch")
 
@@ -54,48 +63,75 @@ class Controller:
         size: outputs (the game adapter's ``size``: 3 for CarRacing, 1 for Doom and Pong).
         inputs: ``"z"``, ``"zh"`` or ``"zch"``.
         bias: with a bias ``b`` (the paper's Doom controller has none).
+        device: where ``W`` and ``b`` live (M's device).
+
+    The flat layout is ``[W.ravel(), b]`` (``W`` is ``(size, in_features)``). One
+    controller: ``set_params`` then ``controller(z, h, c)``. A batch of controllers, one
+    per row (a CMA-ES generation in the dream): ``W, b = controller.unflatten(params)``
+    then ``Controller.apply(W, b, controller.features(z, h, c))``.
     """
 
-    def __init__(self, z_dim: int, hidden: int, size: int, inputs: str = "zh", bias=True):
+    def __init__(
+        self,
+        z_dim: int,
+        hidden: int,
+        size: int,
+        inputs: str = "zh",
+        bias: bool = True,
+        device: str | torch.device | None = None,
+    ):
         if inputs not in INPUTS:
             raise ValueError(f"inputs must be one of {', '.join(INPUTS)}, got {inputs!r}")
-        self.z_dim, self.hidden, self.size, self.inputs, self.bias = (
-            z_dim,
-            hidden,
-            size,
-            inputs,
-            bias,
-        )
+        self.z_dim, self.hidden, self.size, self.inputs = z_dim, hidden, size, inputs
+        self.bias = bool(bias)
         self.in_features = z_dim + hidden * (len(inputs) - 1)
-        self.W = np.zeros((size, self.in_features), np.float32)
-        self.b = np.zeros(size, np.float32)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.W = torch.zeros(size, self.in_features, device=self.device)
+        self.b = torch.zeros(size, device=self.device)
 
     @property
     def n_params(self) -> int:
-        return self.W.size + (self.b.size if self.bias else 0)
+        return self.W.numel() + (self.size if self.bias else 0)
 
     def get_params(self) -> np.ndarray:
         """All parameters as one float64 vector (what CMA-ES searches)."""
         parts = [self.W.ravel(), self.b] if self.bias else [self.W.ravel()]
-        return np.concatenate(parts).astype(np.float64)
+        return torch.cat(parts).double().cpu().numpy()
 
-    def set_params(self, params: np.ndarray) -> None:
-        """Load a flat vector in place (no new arrays: setting it a million times leaks nothing)."""
-        params = np.asarray(params)
-        if params.shape != (self.n_params,):
-            raise ValueError(f"expected {self.n_params} parameters, got shape {params.shape}")
-        self.W[...] = params[: self.W.size].reshape(self.W.shape)
-        if self.bias:
-            self.b[...] = params[self.W.size :]
+    def set_params(self, params: np.ndarray | torch.Tensor) -> None:
+        """Load a flat vector in place (no new tensors: setting it a million times leaks
+        nothing)."""
+        W, b = self.unflatten(torch.as_tensor(np.asarray(params))[None])
+        self.W.copy_(W[0])
+        self.b.copy_(b[0])
 
-    def features(self, z: np.ndarray, h: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """The input x for a batch: ``(N, in_features)``."""
+    def unflatten(self, params: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat parameters of P controllers ``(P, n_params)`` -> ``W (P, size, in_features)``
+        and ``b (P, size)`` (zeros without a bias), float32 on this controller's device."""
+        params = torch.as_tensor(params, dtype=torch.float32, device=self.device)
+        if params.ndim != 2 or params.shape[1] != self.n_params:
+            raise ValueError(
+                f"expected {self.n_params} parameters per controller, got shape "
+                f"{tuple(params.shape)}"
+            )
+        n_w = self.W.numel()
+        W = params[:, :n_w].reshape(-1, self.size, self.in_features)
+        b = params[:, n_w:] if self.bias else params.new_zeros(len(params), self.size)
+        return W, b
+
+    def features(self, z, h, c) -> torch.Tensor:
+        """The input x for a batch: ``(N, in_features)`` (``c`` is only read for ``zch``)."""
         parts = {"z": [z], "zh": [z, h], "zch": [z, c, h]}[self.inputs]
-        return np.concatenate(parts, axis=-1)
+        return torch.cat([torch.as_tensor(p, device=self.device).float() for p in parts], -1)
 
-    def __call__(self, z: np.ndarray, h: np.ndarray, c: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def apply(W: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Row i's controller on row i's input: ``tanh(W[i] x[i] + b[i])``, ``(N, size)``."""
+        return torch.tanh(torch.einsum("ni,noi->no", x, W) + b)
+
+    def __call__(self, z, h, c) -> torch.Tensor:
         """Outputs ``y`` in [-1, 1], ``(N, size)``, for ``z (N, z_dim)``, ``h, c (N, hidden)``."""
-        return np.tanh(self.features(z, h, c) @ self.W.T + self.b)
+        return torch.tanh(self.features(z, h, c) @ self.W.T + self.b)
 
 
 # ---------------------------------------------------------------------------------------
@@ -103,34 +139,36 @@ class Controller:
 
 
 class Agent:
-    """V + M + C for a batch of games: ``act(frames)`` for every live game in one call."""
+    """V + M + C for a batch of games: ``act(frames, rows)`` for every live game in one call.
+
+    Everything stays on V's device (a GPU, or the CPU); only the frames come in and the
+    game actions go out.
+    """
 
     def __init__(self, vae, mdnrnn, controller: Controller, adapter):
         self.vae, self.mdnrnn, self.controller, self.adapter = vae, mdnrnn, controller, adapter
+        self.device = next(vae.parameters()).device
 
     def reset(self, n: int) -> None:
-        h, c = self.mdnrnn.initial_state((n,))
+        h, c = self.mdnrnn.initial_state((n,), self.device)
         self.h, self.c = h[0], c[0]  # (n, hidden)
 
     @torch.no_grad()
-    def act(self, frames: np.ndarray, rows: np.ndarray) -> tuple[list, np.ndarray]:
+    def act(self, frames: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Actions for the games ``rows`` (indices into the batch), from their frames.
 
         Returns the game actions (one per row) and z ``(len(rows), z_dim)``; M's state of
         those rows advances by one step.
         """
-        from wmtutor.envs import action_features
-        from wmtutor.vae import to_input
-
-        mu, _ = self.vae.encode(to_input(frames))
+        mu, _ = self.vae.encode(to_input(frames).to(self.device))
         z = mu.float()
+        rows = torch.as_tensor(rows, device=self.device)
         h, c = self.h[rows], self.c[rows]
-        y = self.controller(z.numpy(), h.numpy(), c.numpy())
-        actions = [self.adapter(y_i) for y_i in y]
-        a = torch.from_numpy(action_features(np.asarray(actions), self.mdnrnn.action_dim))
+        actions = self.adapter(self.controller(z, h, c))
+        a = self.adapter.features(actions)
         _, _, (h_new, c_new) = self.mdnrnn(z[:, None], a[:, None], (h[None], c[None]))
         self.h[rows], self.c[rows] = h_new[0], c_new[0]
-        return actions, z.numpy()
+        return actions.cpu().numpy(), z.cpu().numpy()
 
 
 def run_episodes(
@@ -173,23 +211,22 @@ def run_episodes(
     return out
 
 
-# What a worker needs to build the agent: plain data, so it pickles cheaply to any worker.
-# {"game", "vae", "mdnrnn" (checkpoint paths), "inputs", "bias", "frame_skip", "latents"}
+# What a process needs to build the agent: plain data, so it pickles cheaply to any worker.
+# {"game", "vae", "mdnrnn" (checkpoint paths), "inputs", "bias", "frame_skip", "latents",
+#  "device"}; ``wmtutor.pipeline.agent_spec`` makes one.
 _WORKER: dict = {}
 
 
-def _worker_agent(spec: dict, n_envs: int) -> tuple[Agent, list]:
-    """The agent and ``n_envs`` games of this worker process, built once and reused."""
-    from wmtutor.mdnrnn import load_mdnrnn
-    from wmtutor.vae import load_vae
-
+def make_agent(spec: dict, n_envs: int) -> tuple[Agent, list]:
+    """The agent and ``n_envs`` games of this process, built once and reused."""
     key = json.dumps(spec, sort_keys=True)
     if _WORKER.get("key") != key:
-        torch.set_num_threads(1)  # one process per core: no thread oversubscription
-        vae, mdnrnn = load_vae(spec["vae"]), load_mdnrnn(spec["mdnrnn"])
+        device = get_device(spec.get("device"))
+        vae = load_vae(spec["vae"], device=device)
+        mdnrnn = load_mdnrnn(spec["mdnrnn"], device=device)
         env = make_env(spec["game"], frame_skip=spec.get("frame_skip", 1))
         controller = Controller(vae.z_dim, mdnrnn.hidden, env.adapter.size, spec["inputs"],
-                                spec.get("bias", True))  # fmt: skip
+                                spec.get("bias", True), device)  # fmt: skip
         _WORKER.clear()
         _WORKER.update(key=key, agent=Agent(vae, mdnrnn, controller, env.adapter), envs=[env])
     envs = _WORKER["envs"]
@@ -200,7 +237,7 @@ def _worker_agent(spec: dict, n_envs: int) -> tuple[Agent, list]:
 
 def evaluate_candidate(spec: dict, params: np.ndarray, seeds: list[int], max_steps: int):
     """Returns of one parameter vector over ``seeds`` episodes (runs in a worker)."""
-    agent, envs = _worker_agent(spec, len(seeds))
+    agent, envs = make_agent(spec, len(seeds))
     agent.controller.set_params(params)
     return run_episodes(agent, envs, seeds, max_steps)["returns"].tolist()
 
@@ -209,20 +246,51 @@ def evaluate_candidate(spec: dict, params: np.ndarray, seeds: list[int], max_ste
 # Running many evaluations on an executor, surviving crashed and hung workers
 
 
+def _worker_start(n_threads: int) -> None:
+    """A local worker's initializer: one torch thread, and it dies with its parent."""
+    die_with_parent()
+    torch.set_num_threads(n_threads)  # one process per core: no thread oversubscription
+
+
+def _ready(module: str) -> int:
+    """Import ``module`` (the task function's) in a worker; the pool waits for this before
+    any task's clock starts, so a timeout never counts a worker's start-up."""
+    import importlib  # the module is only known at run time
+
+    importlib.import_module(module)
+    time.sleep(0.2)  # hold this worker, so that the next warm-up call goes to another
+    return os.getpid()
+
+
 class LocalPool:
     """Worker processes (spawned) behind ``submit``; ``restart()`` replaces them all.
 
     A ``ProcessPoolExecutor`` cannot stop one hung task or survive a dead worker, so the
-    pool is rebuilt from scratch when that happens.
+    pool is rebuilt from scratch when that happens. Workers die with this process, even
+    if it is killed (``wmtutor.utils.die_with_parent``).
     """
 
     def __init__(self, workers: int):
-        self.workers = workers
+        self.workers = check_workers(workers)
+        self._warm: set[str] = set()
         self._start()
 
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")
-        self.executor = cf.ProcessPoolExecutor(self.workers, mp_context=context)
+        self.executor = cf.ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=_worker_start, initargs=(1,)
+        )
+        self._warm = set()
+
+    def prepare(self, fn: Callable) -> None:
+        """Start every worker and import ``fn``'s module in it (before tasks are timed)."""
+        if fn.__module__ in self._warm:
+            return
+        futures = [self.executor.submit(_ready, fn.__module__) for _ in range(self.workers)]
+        cf.wait(futures)
+        for f in futures:
+            f.result()
+        self._warm.add(fn.__module__)
 
     def submit(self, fn, *args) -> cf.Future:
         return self.executor.submit(fn, *args)
@@ -247,6 +315,9 @@ class ExecutorPool:
     def __init__(self, executor: cf.Executor):
         self.executor = executor
 
+    def prepare(self, fn: Callable) -> None:
+        pass
+
     def submit(self, fn, *args) -> cf.Future:
         return self.executor.submit(fn, *args)
 
@@ -257,16 +328,34 @@ class ExecutorPool:
         pass
 
 
-def run_tasks(pool, fn: Callable, tasks: list[tuple], timeout: float, retries: int = 3) -> list:
+def make_pool(executor: cf.Executor | None, workers: int | None) -> LocalPool | ExecutorPool:
+    """``executor`` (e.g. Dask's) if given, else ``workers`` local processes (default: one
+    per core)."""
+    return ExecutorPool(executor) if executor else LocalPool(check_workers(workers))
+
+
+def run_tasks(
+    pool,
+    fn: Callable,
+    tasks: list[tuple],
+    timeout: float,
+    retries: int = 3,
+    on_result: Callable[[int, object], None] | None = None,
+) -> list:
     """Run ``fn(*task)`` for every task on ``pool``; return the results in order.
 
     A task that raises (a crashed worker) or takes longer than ``timeout`` seconds is run
-    again (up to ``retries`` times), with a warning; the others keep their results.
+    again (up to ``retries`` times), with a warning; the others keep their results. The
+    clock starts once the workers are up (``pool.prepare``). ``on_result(i, result)`` is
+    called as each task finishes (a progress bar).
     """
+    if not timeout > 0:
+        raise ValueError(f"timeout {timeout!r}: expected a number of seconds > 0")
     results: dict[int, object] = {}
     attempts = dict.fromkeys(range(len(tasks)), 0)
     errors: dict[int, str] = {}
     while len(results) < len(tasks):
+        pool.prepare(fn)
         todo = [i for i in range(len(tasks)) if i not in results]
         futures = {pool.submit(fn, *tasks[i]): i for i in todo}
         deadline = time.monotonic() + timeout
@@ -281,6 +370,8 @@ def run_tasks(pool, fn: Callable, tasks: list[tuple], timeout: float, retries: i
                 i = futures[future]
                 try:
                     results[i] = future.result()
+                    if on_result:
+                        on_result(i, results[i])
                 except Exception as err:  # noqa: BLE001 - a worker died or the task failed
                     failed.append(i)
                     errors[i] = f"{type(err).__name__}: {err}"
@@ -298,56 +389,66 @@ def run_tasks(pool, fn: Callable, tasks: list[tuple], timeout: float, retries: i
                 if attempts[i] > retries:
                     raise RuntimeError(
                         f"evaluation {i} failed {attempts[i]} times, the last time with "
-                        f"{errors.get(i, 'a timeout')}; giving up"
+                        f"{errors.get(i, f'a timeout ({timeout:g} s)')}; giving up (a longer "
+                        "--timeout helps if the episodes are just slow)"
                     )
             pool.restart()
     return [results[i] for i in range(len(tasks))]
 
 
 # ---------------------------------------------------------------------------------------
-# Training with CMA-ES, resumable
+# Judges: who says how good a generation's candidates are
 
 
-def controller_dir(
-    game: str, preset: Preset | str | None = None, inputs: str | None = None,
-    tau: float | None = None,
-) -> Path:  # fmt: skip
-    """Where the preset's controller lives: ``runs/<game>/<preset>/controller_<inputs>``,
-    or ``controller_<inputs>_dream<tau>`` for one trained in M's dream at temperature tau."""
-    preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    inputs = inputs or preset.game(game).controller.inputs
-    name = f"controller_{inputs}" + ("" if tau is None else f"_dream{tau:g}")
-    return runs_dir(game, preset.name, name)
+class Judge(Protocol):
+    """What ``train_controller`` asks for returns: ``RealGame`` or ``dream.InDream``."""
+
+    where: str  # "real" or "dream", in the log
+    description: str  # e.g. "in the real game", recorded in the state
+    n_params: int  # the size of C's parameter vector
+
+    def population(self, solutions: np.ndarray, generation: int, trials: int,
+                   max_steps: int) -> np.ndarray: ...  # fmt: skip
+
+    def mean(self, params: np.ndarray, generation: int, episodes: int,
+             max_steps: int) -> np.ndarray: ...  # fmt: skip
+
+    def close(self) -> None: ...
 
 
-def _save_state(out_dir: Path, es, state: dict, log: list[dict]) -> None:
-    arrays = {f"es_{k}": v for k, v in es.state_dict().items()}
-    arrays.update({k: np.asarray(v) for k, v in state.items() if isinstance(v, np.ndarray)})
-    scalars = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
-    with atomic_path(out_dir / "state.npz") as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays, scalars=np.array(json.dumps(scalars)))
-    with atomic_path(out_dir / "log.json") as tmp:
-        tmp.write_text(json.dumps(log, indent=0))
-
-
-def load_controller_state(out_dir: str | os.PathLike) -> dict:
-    """The saved training state of a controller folder (arrays and scalars), no pickle."""
-    path = Path(out_dir) / "state.npz"
-    with np.load(path, allow_pickle=False) as data:
-        state = {k: data[k] for k in data.files if k != "scalars"}
-        state.update(json.loads(str(data["scalars"])))
-    return state
+def controller_for(spec: dict, mdnrnn=None, device: torch.device | None = None) -> Controller:
+    """The (zero) controller of ``spec``'s agent: its sizes, inputs and bias."""
+    mdnrnn = mdnrnn or load_mdnrnn(spec["mdnrnn"], device=device)
+    size = GAMES[spec["game"]].controller_size
+    return Controller(mdnrnn.z_dim, mdnrnn.hidden, size, spec["inputs"], spec.get("bias", True),
+                      next(mdnrnn.parameters()).device)  # fmt: skip
 
 
 class RealGame:
-    """Fitness in the real game: each candidate's episodes run on a pool of workers."""
+    """Fitness in the real game: each candidate's episodes run on a pool of workers.
+
+    Args:
+        spec: the agent (``wmtutor.pipeline.agent_spec``).
+        seed: the run's seed; generation g's episodes get seeds derived from it.
+        executor: e.g. Dask's (``Client(...).get_executor()``); else ``workers`` local
+            processes (default: one per core).
+        timeout: seconds before a candidate's evaluation counts as hung.
+        evaluate: the function a worker runs (tests pass a stand-in for the game).
+        n_tasks: how many tasks the evaluation of the mean is split into.
+    """
 
     where = "real"
+    description = "in the real game"
 
-    def __init__(self, spec: dict, pool, seed: int, timeout: float, evaluate: Callable,
-                 n_tasks: int):  # fmt: skip
-        self.spec, self.pool, self.seed = spec, pool, seed
-        self.timeout, self.evaluate, self.n_tasks = timeout, evaluate, n_tasks
+    def __init__(self, spec: dict, seed: int = 0, *, executor: cf.Executor | None = None,
+                 workers: int | None = None, timeout: float = 600.0,
+                 evaluate: Callable = evaluate_candidate, n_tasks: int | None = None):  # fmt: skip
+        if not timeout > 0:
+            raise ValueError(f"timeout {timeout!r}: expected a number of seconds > 0")
+        self.spec, self.seed, self.timeout, self.evaluate = spec, seed, timeout, evaluate
+        self.n_params = controller_for(spec, device=torch.device("cpu")).n_params
+        self.pool = make_pool(executor, workers)
+        self.n_tasks = n_tasks or max(1, getattr(self.pool, "workers", 4) * 4)
 
     def population(self, solutions: np.ndarray, generation: int, trials: int,
                    max_steps: int) -> np.ndarray:  # fmt: skip
@@ -368,93 +469,117 @@ class RealGame:
         self.pool.shutdown()
 
 
+# ---------------------------------------------------------------------------------------
+# Training with CMA-ES, resumable
+
+
+def _save_state(out_dir: Path, es, state: dict, log: list[dict]) -> None:
+    arrays = {f"es_{k}": v for k, v in es.state_dict().items()}
+    arrays.update({k: np.asarray(v) for k, v in state.items() if isinstance(v, np.ndarray)})
+    scalars = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
+    with atomic_path(out_dir / CONTROLLER_STATE) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays, scalars=np.array(json.dumps(scalars)))
+    with atomic_path(out_dir / CONTROLLER_LOG) as tmp:
+        tmp.write_text(json.dumps(log, indent=0))
+
+
+def load_controller_state(out_dir: str | os.PathLike) -> dict:
+    """The saved training state of a controller folder (arrays and scalars), no pickle.
+
+    Raises:
+        FileNotFoundError: there is no trained controller there (the message says how to
+            train one).
+        ValueError: the file is cut short or not a controller state (named).
+    """
+    path = Path(out_dir) / CONTROLLER_STATE
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: no controller trained there yet (`wmtutor train-controller`)"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            state = {k: data[k] for k in data.files if k != "scalars"}
+            state.update(json.loads(str(data["scalars"])))
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"{path}: not a readable controller state ({type(err).__name__}: {err}); delete "
+            "it, or pass --restart to train the controller again"
+        ) from None
+    return state
+
+
 def train_controller(
-    spec: dict,
     out_dir: str | os.PathLike,
     config: ControllerConfig,
+    judge: Judge,
     *,
     seed: int = 0,
-    executor: cf.Executor | None = None,
-    workers: int | None = None,
     restart: bool = False,
     progress: bool = True,
-    evaluate: Callable = evaluate_candidate,
-    dream: DreamConfig | None = None,
 ) -> list[dict]:
-    """Train C with CMA-ES, in the real game or (``dream=``) in M's dream; return the log.
+    """Train C with CMA-ES, asking ``judge`` for the returns of each generation; return
+    the log.
 
-    ``spec`` says what the agent is (``{"game", "vae", "mdnrnn", "inputs", ...}``; see
-    ``agent_spec``). In the real game, candidates are evaluated on ``executor`` if given
-    (e.g. Dask's), else on ``workers`` local processes (default: one per core). With
-    ``dream`` (a ``presets.Dream``) every candidate's episodes are dreamed by M in this
-    process instead, a whole generation as one batch (``wmtutor.dream.InDream``).
+    ``judge`` is ``RealGame(spec, ...)`` (every candidate plays the real game with V and M,
+    on worker processes or Dask) or ``wmtutor.dream.InDream(...)`` (every candidate
+    dreams inside M, a whole generation as one batch). It is closed at the end.
 
     Each candidate plays ``config.trials`` episodes (the same seeds, or dream starts, for
     every candidate of a generation); its fitness is the mean return minus
     ``config.l2 * |x|^2``. Every ``eval_every`` generations the mean of the search
     distribution plays ``eval_episodes`` episodes (where the candidates play).
 
-    Writes ``state.npz`` (ES state, best and mean parameters, generation, episode cap) and
-    ``log.json`` into ``out_dir`` after every generation, atomically; running again
-    resumes exactly (wmtutor CMA-ES; pycma's state cannot be saved without pickle).
+    Writes ``state.npz`` (ES state, best and mean parameters, generation, episode cap,
+    where it was trained) and ``log.json`` into ``out_dir`` after every generation,
+    atomically; running again resumes exactly (wmtutor CMA-ES; pycma's state cannot be
+    saved without pickle). A folder trained by another judge is refused.
     """
-    from tqdm.auto import tqdm
-
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    env = make_env(spec["game"])
-    size = env.adapter.size
-    env.close()
-    from wmtutor.mdnrnn import load_mdnrnn
-
-    mdnrnn = load_mdnrnn(spec["mdnrnn"])
-    controller = Controller(mdnrnn.z_dim, mdnrnn.hidden, size, spec["inputs"],
-                            spec.get("bias", True))  # fmt: skip
-    es = make_es(config.backend, np.zeros(controller.n_params), config.sigma0,
-                 popsize=config.popsize, seed=seed)  # fmt: skip
+    n_params = judge.n_params
+    es = make_es(config.backend, np.zeros(n_params), config.sigma0, popsize=config.popsize,
+                 seed=seed)  # fmt: skip
     state = {"generation": 0, "max_steps": config.curriculum_start or config.max_steps,
              "best_mean_at_length": None, "best_eval": None,
-             "best_params": np.zeros(controller.n_params),
-             "mean_params": np.zeros(controller.n_params)}  # fmt: skip
-    judge_name = (
-        "in the real game"
-        if dream is None
-        else f"in the dream (tau {dream.tau:g}, done threshold {dream.done_threshold:g})"
-    )
-    state["judge"] = judge_name
+             "best_params": np.zeros(n_params), "mean_params": np.zeros(n_params),
+             "judge": judge.description}  # fmt: skip
     log: list[dict] = []
-    if (out_dir / "state.npz").exists() and not restart:
-        if config.backend != "wmtutor":
-            raise ValueError(
-                f"{out_dir} holds a run to resume, but only the wmtutor CMA-ES saves its state "
-                "without pickle: use backend 'wmtutor', or --restart"
-            )
-        saved = load_controller_state(out_dir)
-        if saved["es_mean"].shape != (controller.n_params,):
-            raise ValueError(
-                f"{out_dir} holds a controller with {saved['es_mean'].shape[0]} parameters, "
-                f"this one has {controller.n_params}: another V, M or inputs? use --restart"
-            )
-        if saved.get("judge", judge_name) != judge_name:
-            raise ValueError(
-                f"{out_dir} holds a run trained {saved['judge']}, not {judge_name}: "
-                "use another folder (--out), or --restart"
-            )
-        es.load_state_dict({k[3:]: v for k, v in saved.items() if k.startswith("es_")})
-        state.update({k: v for k, v in saved.items() if not k.startswith("es_")}, judge=judge_name)
-        log = json.loads((out_dir / "log.json").read_text())
+    try:
+        if (out_dir / CONTROLLER_STATE).exists() and not restart:
+            if config.backend != "wmtutor":
+                raise ValueError(
+                    f"{out_dir} holds a run to resume, but only the wmtutor CMA-ES saves its "
+                    "state without pickle: use backend 'wmtutor', or --restart"
+                )
+            saved = load_controller_state(out_dir)
+            if saved["es_mean"].shape != (n_params,):
+                raise ValueError(
+                    f"{out_dir} holds a controller with {saved['es_mean'].shape[0]} parameters, "
+                    f"this one has {n_params}: another V, M or inputs? use --restart"
+                )
+            if saved.get("judge", judge.description) != judge.description:
+                raise ValueError(
+                    f"{out_dir} holds a run trained {saved['judge']}, not {judge.description}: "
+                    "use another folder (--out), or --restart"
+                )
+            es.load_state_dict({k[3:]: v for k, v in saved.items() if k.startswith("es_")})
+            state.update({k: v for k, v in saved.items() if not k.startswith("es_")},
+                         judge=judge.description)  # fmt: skip
+            log = json.loads((out_dir / CONTROLLER_LOG).read_text())
+        out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_tmp(out_dir)
+        _train(out_dir, config, judge, es, state, log, progress)
+    finally:
+        judge.close()
+    return log
 
-    if dream is not None:
-        from wmtutor.dream import InDream
 
-        judge = InDream.from_spec(spec, dream, seed, mdnrnn=mdnrnn)
-    else:
-        pool = ExecutorPool(executor) if executor else LocalPool(workers or default_workers())
-        judge = RealGame(spec, pool, seed, config.timeout, evaluate, max(1, config.popsize))
-    bar = tqdm(total=config.generations, initial=state["generation"],
+def _train(out_dir: Path, config: ControllerConfig, judge: Judge, es, state: dict,
+           log: list[dict], progress: bool) -> None:  # fmt: skip
+    """The CMA-ES loop of ``train_controller``: ask, judge, tell, save."""
+    bar = tqdm(total=config.generations, initial=min(state["generation"], config.generations),
                desc=f"CMA-ES ({judge.where})", unit="gen",
                disable=not progress or state["generation"] >= config.generations)  # fmt: skip
-    try:
+    with bar:
         while state["generation"] < config.generations:
             g = state["generation"]
             start = time.perf_counter()
@@ -491,43 +616,20 @@ def train_controller(
             bar.update(1)
             if config.target is not None and row.get("eval_mean", -np.inf) >= config.target:
                 break
-    finally:
-        bar.close()
-        judge.close()
-    return log
 
 
-def agent_spec(
-    game: str, preset: Preset | str | None = None, inputs: str | None = None, progress: bool = True
-) -> dict:
-    """What workers need to build the preset's agent for ``game`` (V and M trained if missing).
-
-    ``inputs`` defaults to the preset's (``zch`` for Doom, as in the paper).
-    """
-    from wmtutor.mdnrnn import get_mdnrnn, mdnrnn_dir
-    from wmtutor.vae import latents_dir, vae_dir
-
-    preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    get_mdnrnn(game, preset, progress=progress)
-    sizes = preset.game(game)
-    return {
-        "game": game,
-        "vae": str(vae_dir(game, preset) / "vae.pt"),
-        "mdnrnn": str(mdnrnn_dir(game, preset) / "mdnrnn.pt"),
-        "latents": str(latents_dir(game, preset)),
-        "inputs": inputs or sizes.controller.inputs,
-        "bias": sizes.controller.bias,
-        "frame_skip": sizes.data.frame_skip,
-    }
+# ---------------------------------------------------------------------------------------
+# Playing the real game: tests, random play, recordings
 
 
-def random_returns(game: str, seeds: Sequence[int], max_steps: int) -> np.ndarray:
+def random_returns(
+    game: str, seeds: Sequence[int], max_steps: int, progress: bool = False
+) -> np.ndarray:
     """The returns of white-noise random play (``action_space.sample()``), for comparison."""
-    from wmtutor.rollouts import make_policy, play
-
     env = make_env(game, max_steps=max_steps)
     out = [
-        float(play(env, make_policy("white", env, int(s)), int(s))["rewards"].sum()) for s in seeds
+        float(play(env, make_policy("white", env, int(s)), int(s))["rewards"].sum())
+        for s in tqdm(seeds, "random play", unit="ep", disable=not progress, leave=False)
     ]
     env.close()
     return np.asarray(out)
@@ -543,27 +645,107 @@ def evaluate_params(
     executor: cf.Executor | None = None,
     workers: int | None = None,
     timeout: float = 3600.0,
+    progress: bool = False,
 ) -> np.ndarray:
     """Returns of ``n_episodes`` episodes of the agent with ``params`` (the paper uses 100).
 
     Episodes are split across the workers (or ``executor``), several at once per worker.
-    Seeds start from ``seed``, away from the ones training used.
+    Seeds come from ``seed``, away from the ones training used.
     """
-    workers = workers or default_workers()
-    pool = ExecutorPool(executor) if executor else LocalPool(workers)
+    if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
+        raise ValueError(f"episodes {n_episodes!r}: expected an integer >= 1")
+    pool = make_pool(executor, workers)
     seeds = [rollout_seed(seed, 0, j) for j in range(n_episodes)]
-    n_tasks = max(1, min(n_episodes, 4 * workers))
+    n_tasks = max(1, min(n_episodes, 4 * getattr(pool, "workers", 4)))
     chunks = [c for c in (seeds[i::n_tasks] for i in range(n_tasks)) if c]
+    bar = tqdm(total=n_episodes, desc="real episodes", unit="ep", disable=not progress,
+               leave=False)  # fmt: skip
     try:
         tasks = [(spec, np.asarray(params), c, max_steps) for c in chunks]
-        return np.concatenate(run_tasks(pool, evaluate_candidate, tasks, timeout))
+        done = run_tasks(pool, evaluate_candidate, tasks, timeout,
+                         on_result=lambda i, r: bar.update(len(r)))  # fmt: skip
+        return np.concatenate(done)
     finally:
+        bar.close()
         pool.shutdown()
 
 
 def record_episode(spec: dict, params: np.ndarray, seed: int, max_steps: int) -> dict:
     """Play one episode here, keeping its frames, z, actions and return (for GIFs, widgets)."""
-    agent, envs = _worker_agent(spec, 1)
+    agent, envs = make_agent(spec, 1)
     agent.controller.set_params(params)
     out = run_episodes(agent, envs, [seed], max_steps, record=True)
     return {**out, "return": float(out["returns"][0])}
+
+
+def _record_task(spec: dict, params: list[np.ndarray], seeds: list[int], out_dir: str,
+                 max_steps: int) -> list[dict]:  # fmt: skip
+    """In a worker: play one real episode per (params, seed) and save each as a rollout."""
+    entries = []
+    for x, seed in zip(params, seeds, strict=True):
+        episode = record_episode(spec, x, seed, max_steps)
+        T = len(episode["actions"])
+        terminated, truncated = np.zeros(T, bool), np.zeros(T, bool)
+        (terminated if T < max_steps else truncated)[-1] = True
+        name = f"rollout_{seed:010d}.npz"
+        written = save_arrays(
+            Path(out_dir) / name, frames=episode["frames"], actions=np.asarray(episode["actions"]),
+            rewards=np.ones(T, np.float32), terminated=terminated, truncated=truncated,
+            seed=np.int64(seed), frame_skip=np.int64(spec.get("frame_skip", 1)),
+        )  # fmt: skip
+        entries.append({"index": int(seed), "file": name, "length": T, "return": float(T),
+                        "seed": int(seed), **written})  # fmt: skip
+    return entries
+
+
+def record_agent_rollouts(
+    spec: dict,
+    params: np.ndarray,
+    n_episodes: int,
+    out_dir: str | os.PathLike,
+    *,
+    sigma: float = 0.1,
+    seed: int = 0,
+    max_steps: int = 2100,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Record ``n_episodes`` real episodes of the agent, parameters ``params`` plus N(0,
+    sigma²) noise per episode, as rollouts (the format of ``wmtutor.files``) in
+    ``out_dir``; return the manifest. Resumes: episodes already in the manifest are kept.
+
+    The rewards are Doom's (+1 per step survived), the game iterative training is for.
+    """
+    out_dir = Path(out_dir)
+    done = {}
+    if (out_dir / MANIFEST).exists():
+        done = {e["index"]: e for e in json.loads((out_dir / MANIFEST).read_text())["files"]}
+        done = {i: e for i, e in done.items() if (out_dir / e["file"]).exists()}
+    rng = np.random.default_rng([seed, 7])
+    noise = rng.standard_normal((n_episodes, len(params)))
+    seeds = [rollout_seed(seed + 7, i) for i in range(n_episodes)]
+    todo = [i for i in range(n_episodes) if seeds[i] not in done]
+    workers = check_workers(workers)
+    chunks = [todo[j :: 4 * workers] for j in range(4 * workers)]
+    tasks = [(spec, [params + sigma * noise[i] for i in c], [seeds[i] for i in c], str(out_dir),
+              max_steps) for c in chunks if c]  # fmt: skip
+    config = {"game": spec["game"], "policy": "agent", "sigma": sigma, "seed": seed,
+              "max_steps": max_steps, "frame_skip": spec.get("frame_skip", 1)}  # fmt: skip
+    if tasks:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_tmp(out_dir)
+        pool = LocalPool(workers)
+        bar = tqdm(total=n_episodes, initial=n_episodes - len(todo), desc="record C's episodes",
+                   unit="ep", disable=not progress)  # fmt: skip
+        try:
+
+            def finished(_i: int, entries: list[dict]) -> None:
+                done.update({e["index"]: e for e in entries})
+                bar.update(len(entries))
+
+            run_tasks(pool, _record_task, tasks, timeout=3600, on_result=finished)
+        finally:
+            bar.close()
+            pool.shutdown()
+    files = [done[s] for s in seeds]
+    return write_manifest(out_dir, {"config": config, "preset": "", "files": files})

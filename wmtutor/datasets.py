@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
-from wmtutor.rollouts import MANIFEST, RolloutFileError, load_rollout, read_manifest
+from wmtutor.files import RolloutFileError, load_rollout, read_manifest
+from wmtutor.layout import MANIFEST
 
 
 def rollout_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -81,12 +82,27 @@ def crop_pong(raw: np.ndarray) -> np.ndarray:
 # Action adapters: controller outputs in [-1, 1] -> the game's actions
 
 
-def action_features(actions: np.ndarray, action_dim: int) -> np.ndarray:
+def _torch_of(x: Any):
+    """The torch module if ``x`` is a torch tensor, else None (without importing torch:
+    gathering workers import this module and must never load it)."""
+    torch = sys.modules.get("torch")
+    return torch if torch is not None and isinstance(x, torch.Tensor) else None
+
+
+def action_features(actions: Any, action_dim: int) -> Any:
     """Recorded actions ``(T,)`` int or ``(T, action_dim)`` float -> float32 ``(T, action_dim)``.
 
     Continuous actions (CarRacing) are used as they are; a discrete action becomes a
     one-hot vector over the game's ``action_dim`` actions. This is the ``a`` M reads.
+    NumPy arrays give a NumPy array; torch tensors a tensor on their device.
     """
+    torch = _torch_of(actions)
+    if torch is not None:
+        if actions.ndim == 2:
+            if actions.shape[1] != action_dim:
+                raise ValueError(f"actions have {actions.shape[1]} columns, expected {action_dim}")
+            return actions.float()
+        return torch.nn.functional.one_hot(actions.long().reshape(-1), action_dim).float()
     actions = np.asarray(actions)
     if actions.ndim == 2:
         if actions.shape[1] != action_dim:
@@ -102,24 +118,35 @@ class ActionAdapter:
     """Maps the controller's ``size`` outputs to a game action, and actions to M's features.
 
     ``adapter(y)`` takes ``y`` of shape ``(..., size)`` with values in [-1, 1] (a tanh) and
-    returns the game's action (batched over the leading axes). ``adapter.features(actions)``
-    turns recorded actions ``(T, ...)`` into float32 ``(T, action_dim)``, the ``a`` in M's
-    input ``[z, a]``.
+    returns the game's action (batched over the leading axes): a NumPy array for a NumPy
+    ``y``, a tensor on ``y``'s device for a torch ``y`` (the dream never leaves the GPU).
+    ``adapter.features(actions)`` turns recorded actions ``(T, ...)`` into float32
+    ``(T, action_dim)``, the ``a`` in M's input ``[z, a]``.
     """
 
     size: int  # outputs the controller produces
     action_dim: int  # width of M's action input
     names: tuple[str, ...]  # what each output (or action) means, for plots
 
-    def __call__(self, y: np.ndarray) -> Any:
+    def __call__(self, y: Any) -> Any:
         raise NotImplementedError
 
-    def features(self, actions: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    def features(self, actions: Any) -> Any:
+        return action_features(actions, self.action_dim)
 
     def describe(self, action: Any) -> str:
         """One action in words, e.g. ``steer -0.50, gas 0.75, brake 0.00`` or ``left (2)``."""
         raise NotImplementedError
+
+    def _outputs(self, y: Any) -> tuple[Any, Any]:
+        """``y`` as float32 (NumPy or torch) and the array module to compute with."""
+        torch = _torch_of(y)
+        y = y.float() if torch is not None else np.asarray(y, dtype=np.float32)
+        if y.shape[-1:] != (self.size,):
+            raise ValueError(
+                f"this game needs {self.size} controller output(s), got shape {tuple(y.shape)}"
+            )
+        return y, torch or np
 
 
 class CarRacingActions(ActionAdapter):
@@ -129,14 +156,9 @@ class CarRacingActions(ActionAdapter):
     action_dim = 3
     names = ("steer", "gas", "brake")
 
-    def __call__(self, y: np.ndarray) -> np.ndarray:
-        y = np.asarray(y, dtype=np.float32)
-        if y.shape[-1:] != (3,):
-            raise ValueError(f"CarRacing needs 3 controller outputs, got shape {y.shape}")
-        return np.stack([y[..., 0], (y[..., 1] + 1) / 2, np.clip(y[..., 2], 0, 1)], axis=-1)
-
-    def features(self, actions: np.ndarray) -> np.ndarray:
-        return action_features(actions, self.action_dim)
+    def __call__(self, y: Any) -> Any:
+        y, xp = self._outputs(y)
+        return xp.stack([y[..., 0], (y[..., 1] + 1) / 2, y[..., 2].clip(0, 1)], -1)
 
     def describe(self, action: Any) -> str:
         return ", ".join(f"{n} {v:+.2f}" for n, v in zip(self.names, action, strict=True))
@@ -157,16 +179,11 @@ class ThreeWayActions(ActionAdapter):
         self.low, self.stay, self.high = low, stay, high
         self.names = names
 
-    def __call__(self, y: np.ndarray) -> int | np.ndarray:
-        y = np.asarray(y, dtype=np.float32)
-        if y.shape[-1:] != (1,):
-            raise ValueError(f"this game needs 1 controller output, got shape {y.shape}")
+    def __call__(self, y: Any) -> Any:
+        y, xp = self._outputs(y)
         y = y[..., 0]
-        action = np.where(y < -1 / 3, self.low, np.where(y > 1 / 3, self.high, self.stay))
-        return int(action) if action.ndim == 0 else action
-
-    def features(self, actions: np.ndarray) -> np.ndarray:
-        return action_features(actions, self.action_dim)
+        action = xp.where(y < -1 / 3, self.low, xp.where(y > 1 / 3, self.high, self.stay))
+        return int(action) if xp is np and action.ndim == 0 else action
 
     def describe(self, action: Any) -> str:
         chosen = {self.low: self.names[0], self.stay: self.names[1], self.high: self.names[2]}
@@ -175,7 +192,7 @@ class ThreeWayActions(ActionAdapter):
 
 def doom_actions(env: gym.Env) -> ThreeWayActions:
     """Left / stay / right, read off the wrapper's button map (it is not documented)."""
-    import vizdoom
+    import vizdoom  # a game package: imported only when that game is made (_import_game_package)
 
     game = env.unwrapped
     buttons = list(game.game.get_available_buttons())
@@ -220,6 +237,7 @@ class GameSpec:
     crop: Callable[[np.ndarray], np.ndarray]
     make_adapter: Callable[[gym.Env], ActionAdapter]
     action_dim: int  # width of M's action input (continuous size, or number of actions)
+    controller_size: int  # outputs of C: the adapter's ``size``
     native_frame_skip: str | None  # gym.make keyword for the game's own frame skip
     default_max_steps: int | None  # our cap in agent steps; None keeps the game's own
     blurb: str
@@ -233,6 +251,7 @@ GAMES: dict[str, GameSpec] = {
         crop=crop_carracing,
         make_adapter=lambda env: CarRacingActions(),
         action_dim=3,
+        controller_size=CarRacingActions.size,
         native_frame_skip=None,
         default_max_steps=None,  # the game's own 1000 steps
         blurb="drive a random track from pixels; +1000/N per new tile, -0.1 per frame",
@@ -244,6 +263,7 @@ GAMES: dict[str, GameSpec] = {
         crop=crop_doom,
         make_adapter=doom_actions,
         action_dim=3,
+        controller_size=ThreeWayActions.size,
         native_frame_skip="frame_skip",
         default_max_steps=DOOM_MAX_STEPS,
         blurb="dodge fireballs; +1 per tic survived (the scenario's living_reward)",
@@ -255,6 +275,7 @@ GAMES: dict[str, GameSpec] = {
         crop=crop_pong,
         make_adapter=pong_actions,
         action_dim=6,
+        controller_size=ThreeWayActions.size,
         native_frame_skip="frameskip",
         default_max_steps=None,  # ALE's own limit (108,000 frames)
         blurb="return the ball; +1 per point won, -1 per point lost, 21 points a game",

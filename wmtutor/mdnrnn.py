@@ -22,7 +22,6 @@ each ``(1, B, hidden)``.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
@@ -31,21 +30,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
+from wmtutor.datasets import SequenceDataset, rollout_files
 from wmtutor.envs import GAMES, action_features
+from wmtutor.files import load_rollout, source_digest
 from wmtutor.mdn import MDNHead, mdn_nll, mdn_sample
 from wmtutor.presets import MDNRNN as MDNRNNConfig
-from wmtutor.presets import Preset, get_preset
-from wmtutor.rollouts import load_rollout
-from wmtutor.training import (
-    autocast,
-    load_checkpoint,
-    resume,
-    save_checkpoint,
-    split_files,
-    write_log,
-)
-from wmtutor.utils import runs_dir
+from wmtutor.training import TrainingRun, autocast, load_checkpoint, split_files
+from wmtutor.utils import get_device
+from wmtutor.vae import reparameterize
 
 ARCHITECTURE = "MDNRNN-v1"
 State = tuple[torch.Tensor, torch.Tensor]
@@ -134,12 +129,6 @@ def sample_next(
     )
 
 
-def sample_z(mu: torch.Tensor, logvar: torch.Tensor, generator=None) -> torch.Tensor:
-    """A fresh z ~ N(mu, exp(logvar)) per frame: what M trains on (never ``mu`` alone)."""
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    return mu + torch.exp(0.5 * logvar) * eps
-
-
 def mdnrnn_loss(
     prediction: Prediction,
     z: torch.Tensor,
@@ -185,10 +174,11 @@ def load_mdnrnn(
     path: str | os.PathLike,
     z_dim: int | None = None,
     action_dim: int | None = None,
-    device: str = "cpu",
+    device: str | torch.device | None = None,
 ) -> MDNRNN:
-    """The trained M in checkpoint ``path``, in eval mode; a clear error if it does not fit."""
-    state = load_checkpoint(path, device)
+    """The trained M in checkpoint ``path``, in eval mode, on ``device`` (default:
+    ``wmtutor.utils.get_device()``); a clear error if it does not fit."""
+    state = load_checkpoint(path)
     config = state.get("config", {})
     if config.get("architecture") != ARCHITECTURE:
         raise ValueError(
@@ -202,17 +192,11 @@ def load_mdnrnn(
             )
     model = MDNRNN(config["z_dim"], config["action_dim"], config["hidden"], config["n_gaussians"])
     model.load_state_dict(state["model"])
-    return model.to(device).eval()
+    return model.to(get_device(device)).eval()
 
 
 # ---------------------------------------------------------------------------------------
 # Training
-
-
-def mdnrnn_dir(game: str, preset: Preset | str | None = None) -> Path:
-    """Where the preset's M of ``game`` lives: ``runs/<game>/<preset>`` (mdnrnn.pt, its log)."""
-    preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    return runs_dir(game, preset.name)
 
 
 KEYS = ("mu", "logvar", "actions", "rewards", "terminated")
@@ -221,10 +205,11 @@ KEYS = ("mu", "logvar", "actions", "rewards", "terminated")
 def batch_to_tensors(batch: dict, action_dim: int, device, generator=None) -> tuple:
     """A DataLoader batch of latent windows -> ``(z, a, reward, done, mask)`` tensors.
 
-    ``z`` is sampled afresh from ``N(mu, sigma^2)``; actions become M's features.
+    ``z`` is sampled afresh from ``N(mu, sigma^2)`` (V's ``reparameterize``: never ``mu``
+    alone); actions become M's features.
     """
     mu, logvar = batch["mu"].to(device), batch["logvar"].to(device)
-    z = sample_z(mu, logvar, generator)
+    z = reparameterize(mu, logvar, generator)
     actions = batch["actions"].numpy()
     a = action_features(actions.reshape(-1, *actions.shape[2:]), action_dim)
     a = torch.from_numpy(a).reshape(*actions.shape[:2], action_dim).to(device)
@@ -257,61 +242,59 @@ def evaluate(model: MDNRNN, loader, config: MDNRNNConfig, device, max_batches: i
 
 
 def train_mdnrnn(
-    latents: str | os.PathLike,
-    out_dir: str | os.PathLike,
+    latents: str | os.PathLike | list,
+    ckpt: str | os.PathLike,
     config: MDNRNNConfig,
     game: str,
     *,
     seed: int = 0,
     restart: bool = False,
-    device: str | None = None,
+    init_from: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
     log_every: int = 10,
     progress: bool = True,
 ) -> list[dict]:
-    """Train M on a folder of encoded rollouts (``wmtutor encode``); return the log.
+    """Train M on encoded rollouts (a folder from ``wmtutor encode``, or a list of files);
+    return the log.
 
-    Writes ``mdnrnn.pt`` (atomically, after each epoch: model, optimizer, epoch, RNG, config)
-    and ``mdnrnn_log.jsonl`` into ``out_dir``. Re-running resumes after the last finished
-    epoch; ``restart=True`` starts over. A checkpoint of another z_dim, action size or
-    hidden size is refused.
+    Writes ``ckpt`` (e.g. ``mdnrnn.pt``, atomically after each epoch: model, optimizer,
+    epoch, RNG states, config and the digest of the latents it learnt from) and its log
+    beside it. Re-running resumes after the last finished epoch; ``restart=True`` starts
+    over; ``init_from`` starts from another checkpoint (iterative training). A checkpoint
+    of another z_dim, action size or hidden size, or one trained on other latents, is
+    refused.
     """
-    from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
-
-    from wmtutor.datasets import SequenceDataset, rollout_files
-
     if game not in GAMES:
         raise ValueError(f"unknown game {game!r}: expected one of {', '.join(GAMES)}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path, log_path = out_dir / "mdnrnn.pt", out_dir / "mdnrnn_log.jsonl"
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    torch.manual_seed(seed)
-
+    device = get_device(device)
     train_files, val_files = split_files(rollout_files(latents))
     z_dim = load_rollout(train_files[0], ["mu"])["mu"].shape[1]
     action_dim = GAMES[game].action_dim
+    torch.manual_seed(seed)  # the same initial weights and samples for the same seed
     model = MDNRNN(z_dim, action_dim, config.hidden, config.n_gaussians).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     shape = {"architecture": ARCHITECTURE, "z_dim": z_dim, "action_dim": action_dim,
              "hidden": config.hidden, "n_gaussians": config.n_gaussians}  # fmt: skip
-    epoch, step, log = resume(ckpt_path, log_path, model, optimizer, shape, restart, device)
-
-    window = config.seq_len
+    run = TrainingRun(
+        ckpt, model, optimizer, config={**asdict(config), "game": game}, must_match=shape,
+        made_from={"latents": source_digest(latents)}, device=device, restart=restart,
+        init_from=init_from, unit="steps", log_every=log_every, seed=seed,
+    )  # fmt: skip
     val_loader = DataLoader(
-        SequenceDataset(val_files, window, KEYS, shuffle=False), batch_size=config.batch_size
+        SequenceDataset(val_files, config.seq_len, KEYS, shuffle=False),
+        batch_size=config.batch_size,
     )
-    if epoch == 0 and not log:
-        log.append({"kind": "epoch", "epoch": 0, "step": 0,
-                    **evaluate(model, val_loader, config, device)})  # fmt: skip
-    write_log(log_path, log)
-    dataset = SequenceDataset(train_files, window, KEYS, buffer_size=config.buffer_size, seed=seed)
-    bar = tqdm(total=config.epochs, initial=epoch, desc="MDN-RNN", unit="epoch",
-               disable=not progress or epoch >= config.epochs)  # fmt: skip
+    if run.fresh:
+        run.record(kind="epoch", epoch=0, step=0, **evaluate(model, val_loader, config, device))
+        run.write()
+    dataset = SequenceDataset(
+        train_files, config.seq_len, KEYS, buffer_size=config.buffer_size, seed=seed
+    )
+    bar = tqdm(total=config.epochs, initial=min(run.epoch, config.epochs), desc="MDN-RNN",
+               unit="epoch", disable=not progress or run.epoch >= config.epochs)  # fmt: skip
     model.train()
-    while epoch < config.epochs:
-        dataset.set_epoch(epoch)
-        start, steps_seen = time.perf_counter(), 0
+    while run.epoch < config.epochs:
+        dataset.set_epoch(run.epoch)
         for batch in DataLoader(dataset, batch_size=config.batch_size):
             z, a, reward, done, mask = batch_to_tensors(batch, action_dim, device)
             with autocast(config.precision, device):
@@ -323,47 +306,12 @@ def train_mdnrnn(
             terms["loss"].backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
-            step += 1
-            steps_seen += int(mask.sum().item())
-            if step % log_every == 0:
-                log.append({"kind": "train", "epoch": epoch, "step": step,
-                            **{k: v.item() for k, v in terms.items()}})  # fmt: skip
-        epoch += 1
-        seconds = time.perf_counter() - start
-        row = {"kind": "epoch", "epoch": epoch, "step": step, "seconds": seconds,
-               "steps_per_s": steps_seen / seconds,
-               **evaluate(model, val_loader, config, device)}  # fmt: skip
-        log.append(row)
-        save_checkpoint(
-            ckpt_path,
-            model=model.state_dict(),
-            optimizer=optimizer.state_dict(),
-            epoch=epoch,
-            step=step,
-            rng=torch.get_rng_state(),
-            config={**asdict(config), **shape, "game": game, "seed": seed},
-        )
-        write_log(log_path, log)
+            run.step(int(mask.sum()), **terms)
+        row = run.end_epoch(**evaluate(model, val_loader, config, device))
         bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
         bar.update(1)
     bar.close()
-    return log
-
-
-def get_mdnrnn(
-    game: str, preset: Preset | str | None = None, progress: bool = True
-) -> tuple[MDNRNN, list[dict]]:
-    """The preset's trained M of ``game`` and its log, trained (and its data made) if missing."""
-    from wmtutor.vae import get_latents
-
-    preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    latents = get_latents(game, preset, progress=progress)
-    out = mdnrnn_dir(game, preset)
-    log = train_mdnrnn(
-        latents["dir"], out, preset.game(game).mdnrnn, game, seed=preset.seed, progress=progress
-    )
-    model = load_mdnrnn(out / "mdnrnn.pt", z_dim=latents["config"]["z_dim"])
-    return model, log
+    return run.log
 
 
 # ---------------------------------------------------------------------------------------

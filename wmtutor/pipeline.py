@@ -1,118 +1,481 @@
-"""The whole of World Models in one command: ``wmtutor pipeline --env doom``.
+"""The whole of World Models, stage by stage, each made only if it is missing.
 
-    gather -> vae -> encode -> mdnrnn -> controller (in the dream)
-           -> round1 ... (iterative training: real episodes of C -> M -> a new C)
-           -> evaluate -> gifs
+This is the one module that chains the stages. Every ``get_*`` returns an artifact of a
+run (``wmtutor.layout.Run``: a game, a preset, a seed), making what it needs first:
 
-Each stage is the same call a notebook makes (``get_rollouts``, ``get_vae``, ...), and each
-resumes: a stage already done costs only the check, a stage cut short goes on where it
-stopped. The time of every stage and the final scores are written to
-``runs/<game>/<preset>/pipeline.json`` (atomically, after each stage), so a run that was
-interrupted and started again still reports the time each stage took when it did its work.
+    get_rollouts -> get_vae -> get_latents -> get_mdnrnn -> agent_spec
+        -> get_controller               (C in the real game)
+        -> get_dream_controller(round=k) (C in M's dream; round k >= 1 first records real
+                                          episodes of round k-1's C and trains M on them)
+        -> get_score                    (the real-game test, random play and the dream)
+
+Notebooks call these, so each notebook runs on its own; ``wmtutor pipeline --env doom``
+runs them all (``run_pipeline``) and records the time of each stage and every score in
+``pipeline.json``.
+
+**What is on disk wins.** An artifact that exists is used as it is, or, if it was cut
+short, finished with *its own* settings (its manifest or checkpoint records them), never
+re-made with the preset's sizes: a user's ``wmtutor gather --n-rollouts 5`` stays 5
+rollouts, a V trained with ``--epochs 1`` stays trained for one epoch. Derived data whose
+input changed is remade visibly (latents when V changed, with a warning); a checkpoint
+trained on other data than what is there now is refused, with the command that retrains
+it (``wmtutor.training.TrainingRun``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from wmtutor.presets import Preset, get_preset
-from wmtutor.utils import atomic_path, runs_dir
+import numpy as np
+import torch
 
-STAGES = ("gather", "vae", "encode", "mdnrnn", "controller", "evaluate", "gifs")
+from wmtutor import presets
+from wmtutor.controller import (
+    RealGame,
+    evaluate_params,
+    load_controller_state,
+    random_returns,
+    record_agent_rollouts,
+    train_controller,
+)
+from wmtutor.datasets import rollout_files
+from wmtutor.dream import InDream, check_dream
+from wmtutor.files import read_manifest
+from wmtutor.layout import MANIFEST, RESULTS, Run
+from wmtutor.mdnrnn import MDNRNN, load_mdnrnn, train_mdnrnn
+from wmtutor.presets import Preset
+from wmtutor.rollouts import gather, rollout_seed
+from wmtutor.training import load_checkpoint
+from wmtutor.utils import atomic_path, get_device
+from wmtutor.vae import ConvVAE, encode_rollouts, load_vae, train_vae
+from wmtutor.viz import dream_vs_real_gif
+
+TEST_SEED = 10_000  # the real-game test's episode seeds derive from this (never trained on)
 
 
-def pipeline_file(game: str, preset: Preset | str | None = None) -> Path:
-    preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    return runs_dir(game, preset.name) / "pipeline.json"
+def make_run(game: str, preset: Preset | str | None = None, seed: int | None = None) -> Run:
+    """The run of ``game`` on ``preset`` (default ``$WMTUTOR_PRESET``) and ``seed``
+    (default: the preset's); refuses to work beside a run in the old layout."""
+    run = Run.of(game, preset, seed)
+    run.check_layout()
+    return run
+
+
+def _own_config(cls, saved: dict, default):
+    """The settings an artifact was made with (its checkpoint's config), else ``default``."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    if not all(n in saved for n in names):
+        return default
+    return cls(**{n: saved[n] for n in names})
+
+
+# ---------------------------------------------------------------------------------------
+# V and M and their data
+
+
+def get_rollouts(game: str, preset: Preset | str | None = None, *, seed: int | None = None,
+                 workers: int | None = None, progress: bool = True) -> dict:  # fmt: skip
+    """The run's random rollouts: read from disk (finished if a gather was cut short),
+    gathered with the preset's sizes if missing. Returns the manifest, with ``"dir"``."""
+    run = make_run(game, preset, seed)
+    folder = run.rollouts
+    if (folder / MANIFEST).exists():  # finish it with its own settings
+        m = read_manifest(folder)
+        c = m["config"]
+        n = int(m.get("target", m["n_rollouts"]))
+        kwargs = dict(
+            policy=c["policy"],
+            max_steps=c["max_steps"],
+            frame_skip=c["frame_skip"],
+            min_length=c["min_length"],
+            seed=c["seed"],
+            preset=m.get("preset", ""),
+        )
+    else:
+        data = run.sizes.data
+        n = data.n_rollouts
+        kwargs = dict(
+            policy=data.policy,
+            max_steps=data.max_steps,
+            frame_skip=data.frame_skip,
+            min_length=data.min_length,
+            seed=run.seed,
+            preset=run.preset,
+        )
+    manifest = gather(game, n, folder, workers=workers, progress=progress, **kwargs)
+    return dict(manifest, dir=str(folder))
+
+
+def get_vae(game: str, preset: Preset | str | None = None, *, seed: int | None = None,
+            device: str | torch.device | None = None,
+            progress: bool = True) -> tuple[ConvVAE, list[dict]]:  # fmt: skip
+    """The run's trained V and its log; trained first (with its data) if missing, finished
+    with its own settings if it was cut short."""
+    run = make_run(game, preset, seed)
+    device = get_device(device)
+    rollouts = get_rollouts(game, preset, seed=run.seed, progress=progress)["dir"]
+    config = run.sizes.vae
+    if run.vae.exists():
+        config = _own_config(presets.VAE, load_checkpoint(run.vae)["config"], config)
+    log = train_vae(rollouts, run.vae, config, seed=run.seed, device=device, progress=progress)
+    return load_vae(run.vae, device=device), log
+
+
+def get_latents(game: str, preset: Preset | str | None = None, *, seed: int | None = None,
+                device: str | torch.device | None = None,
+                progress: bool = True) -> dict:  # fmt: skip
+    """The run's rollouts encoded by its V (M's data); made if missing, remade if V changed.
+    Returns the manifest, with ``"dir"``."""
+    run = make_run(game, preset, seed)
+    device = get_device(device)
+    get_vae(game, preset, seed=run.seed, device=device, progress=progress)
+    manifest = encode_rollouts(run.vae, run.rollouts, run.latents, device=device,
+                               progress=progress)  # fmt: skip
+    return dict(manifest, dir=str(run.latents))
+
+
+def get_mdnrnn(game: str, preset: Preset | str | None = None, *, seed: int | None = None,
+               device: str | torch.device | None = None,
+               progress: bool = True) -> tuple[MDNRNN, list[dict]]:  # fmt: skip
+    """The run's trained M and its log; trained first (with V and the latents) if missing."""
+    run = make_run(game, preset, seed)
+    device = get_device(device)
+    latents = get_latents(game, preset, seed=run.seed, device=device, progress=progress)
+    config = run.sizes.mdnrnn
+    if run.mdnrnn.exists():
+        config = _own_config(presets.MDNRNN, load_checkpoint(run.mdnrnn)["config"], config)
+    log = train_mdnrnn(latents["dir"], run.mdnrnn, config, game, seed=run.seed, device=device,
+                       progress=progress)  # fmt: skip
+    return load_mdnrnn(run.mdnrnn, z_dim=latents["config"]["z_dim"], device=device), log
+
+
+def agent_spec(game: str, preset: Preset | str | None = None, *, seed: int | None = None,
+               inputs: str | None = None, device: str | torch.device | None = None,
+               progress: bool = True) -> dict:  # fmt: skip
+    """What a process needs to build the run's agent (V and M trained first if missing):
+    checkpoint paths, the latents folder, C's inputs (default: the preset's, ``zch`` for
+    Doom as in the paper) and bias, the frame skip and the device."""
+    run = make_run(game, preset, seed)
+    device = get_device(device)
+    get_mdnrnn(game, preset, seed=run.seed, device=device, progress=progress)
+    sizes = run.sizes
+    return {"game": game, "vae": str(run.vae), "mdnrnn": str(run.mdnrnn),
+            "latents": str(run.latents), "inputs": inputs or sizes.controller.inputs,
+            "bias": sizes.controller.bias, "frame_skip": sizes.data.frame_skip,
+            "device": str(device)}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------
+# C: in the real game, and in the dream with rounds of iterative training
+
+
+def get_controller(game: str, preset: Preset | str | None = None, *, seed: int | None = None,
+                   inputs: str | None = None, device: str | torch.device | None = None,
+                   workers: int | None = None,
+                   progress: bool = True) -> tuple[np.ndarray, list[dict], dict]:  # fmt: skip
+    """C trained with CMA-ES in the real game (trained or finished if need be):
+    ``(mean parameters, log, spec)``."""
+    run = make_run(game, preset, seed)
+    spec = agent_spec(game, preset, seed=run.seed, inputs=inputs, device=device,
+                      progress=progress)  # fmt: skip
+    config = run.sizes.controller
+    judge = RealGame(spec, run.seed, workers=workers, timeout=config.timeout)
+    folder = run.controller(spec["inputs"])
+    log = train_controller(folder, config, judge, seed=run.seed, progress=progress)
+    return load_controller_state(folder)["mean_params"], log, spec
+
+
+def _dream_config(run: Run, tau: float | None) -> presets.Dream:
+    dream = run.sizes.dream
+    return dream if tau is None else dataclasses.replace(dream, tau=tau)
+
+
+def _round_mdnrnn(run: Run, previous: dict, params: np.ndarray, dream: presets.Dream, k: int,
+                  progress: bool) -> dict:  # fmt: skip
+    """Round k's M (made if missing): round k-1's C plays real episodes, V encodes them,
+    and M trains ``round_epochs`` more epochs on all the data so far. Returns its spec."""
+    folder = run.round(k, dream.tau, previous["inputs"])
+    sizes = run.sizes
+    record_agent_rollouts(previous, params, dream.round_episodes, folder / "rollouts",
+                          sigma=dream.round_sigma, seed=run.seed + k,
+                          max_steps=sizes.controller.max_steps, progress=progress)  # fmt: skip
+    encode_rollouts(previous["vae"], folder / "rollouts", folder / "latents",
+                    device=previous["device"], progress=progress)  # fmt: skip
+    files = rollout_files(run.latents)
+    for j in range(1, k + 1):
+        files += rollout_files(run.round(j, dream.tau, previous["inputs"]) / "latents")
+    # The same held-out split every time: files sorted by name, the last 5 % held out.
+    files = sorted(files, key=lambda p: (p.name, str(p)))
+    base = _own_config(presets.MDNRNN, load_checkpoint(run.mdnrnn)["config"], sizes.mdnrnn)
+    config = dataclasses.replace(base, epochs=base.epochs + k * dream.round_epochs)
+    ckpt = folder / Path(run.mdnrnn).name
+    train_mdnrnn(files, ckpt, config, run.game, seed=run.seed + k, init_from=previous["mdnrnn"],
+                 device=previous["device"], progress=progress)  # fmt: skip
+    return {**previous, "mdnrnn": str(ckpt)}
+
+
+def round_spec(
+    game: str,
+    preset: Preset | str | None = None,
+    tau: float | None = None,
+    k: int = 0,
+    *,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> dict:
+    """The agent spec of round k of iterative training in the dream at ``tau``: round 0 is
+    the run's own V and M; round k's M has also learnt from real episodes of round k-1's
+    dream-trained C. Everything up to round k's M is made if missing (each round once)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError(f"round {k!r}: expected an integer >= 0")
+    run = make_run(game, preset, seed)
+    dream = _dream_config(run, tau)
+    check_dream(dream.tau, dream.done_threshold)
+    spec = agent_spec(game, preset, seed=run.seed, device=device, progress=progress)
+    for j in range(1, k + 1):
+        params, _ = _train_in_dream(run, spec, dream, j - 1, progress)
+        spec = _round_mdnrnn(run, spec, params, dream, j, progress)
+    return spec
+
+
+def _train_in_dream(run: Run, spec: dict, dream: presets.Dream, k: int,
+                    progress: bool) -> tuple[np.ndarray, list[dict]]:  # fmt: skip
+    """Round k's C in the dream of ``spec``'s M (trained or finished if need be)."""
+    folder = run.dream_controller(k, dream.tau, spec["inputs"])
+    judge = InDream.from_spec(spec, dream, run.seed)
+    log = train_controller(folder, run.sizes.controller, judge, seed=run.seed, progress=progress)
+    return load_controller_state(folder)["mean_params"], log
+
+
+def get_dream_controller(
+    game: str,
+    preset: Preset | str | None = None,
+    tau: float | None = None,
+    *,
+    round: int = 0,
+    sweep: bool = False,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, list[dict], dict]:
+    """C trained in M's dream at ``tau`` (default: the preset's): ``(params, log, spec)``.
+
+    V, M (and the data) are made first if missing; training runs or resumes until the
+    preset's generations are done (``sweep``: the temperature sweep's shorter runs, in
+    round 0's dream). ``round`` k > 0: in the dream of M after k rounds of iterative
+    training (``round_spec``).
+    """
+    run = make_run(game, preset, seed)
+    dream = _dream_config(run, tau)
+    spec = round_spec(game, preset, dream.tau, 0 if sweep else round, seed=run.seed,
+                      device=device, progress=progress)  # fmt: skip
+    if not sweep:
+        params, log = _train_in_dream(run, spec, dream, round, progress)
+        return params, log, spec
+    config = dataclasses.replace(
+        run.sizes.controller, generations=dream.sweep_generations, eval_every=0
+    )
+    folder = run.sweep(dream.tau)
+    judge = InDream.from_spec(spec, dream, run.seed)
+    log = train_controller(folder, config, judge, seed=run.seed, progress=progress)
+    return load_controller_state(folder)["mean_params"], log, spec
+
+
+# ---------------------------------------------------------------------------------------
+# The test: the real game, random play beside it, and the dream
+
+
+def score_controller(
+    spec: dict,
+    params: np.ndarray,
+    episodes: int,
+    max_steps: int,
+    *,
+    dream: presets.Dream | None = None,
+    executor=None,
+    workers: int | None = None,
+    seed: int = TEST_SEED,
+    progress: bool = True,
+) -> dict:
+    """The paper's test: ``episodes`` real-game episodes of the agent, white-noise random
+    play on the same seeds beside it, and (with ``dream``) the same number of episodes in
+    the dream it was trained in. Returns ``{real,random,dream}_{mean,std}``, the raw
+    ``real`` returns and their ``real_median``."""
+    real = evaluate_params(spec, params, episodes, max_steps, seed=seed, executor=executor,
+                           workers=workers, progress=progress)  # fmt: skip
+    seeds = [rollout_seed(seed, 0, j) for j in range(episodes)]
+    random = random_returns(spec["game"], seeds, max_steps, progress=progress)
+    out = {"episodes": episodes, "real_mean": float(real.mean()), "real_std": float(real.std()),
+           "real_median": float(np.median(real)), "random_mean": float(random.mean()),
+           "random_std": float(random.std()), "real": real.tolist()}  # fmt: skip
+    if dream is not None:
+        dreamed = InDream.from_spec(spec, dream, seed).test(params, episodes, max_steps)
+        out.update(dream_mean=float(dreamed.mean()), dream_std=float(dreamed.std()), tau=dream.tau)
+    return out
+
+
+def get_score(
+    game: str,
+    preset: Preset | str | None = None,
+    tau: float | None = None,
+    *,
+    round: int = 0,
+    sweep: bool = False,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> dict:
+    """The real-game test of the controller trained in the dream at ``tau`` (after
+    ``round`` rounds of iterative training; trained first if missing):
+    ``score_controller``'s dict, cached in the controller's ``results.json``.
+
+    The preset's ``dream.real_episodes`` episodes (``sweep_episodes`` for the sweep's).
+    """
+    run = make_run(game, preset, seed)
+    dream = _dream_config(run, tau)
+    params, log, spec = get_dream_controller(game, preset, dream.tau, round=round, sweep=sweep,
+                                             seed=run.seed, device=device,
+                                             progress=progress)  # fmt: skip
+    sizes = run.sizes
+    episodes = sizes.dream.sweep_episodes if sweep else sizes.dream.real_episodes
+    folder = run.sweep(dream.tau) if sweep else run.dream_controller(round, dream.tau)
+    path = folder / RESULTS
+    if path.exists():
+        result = json.loads(path.read_text())
+        if result.get("generation") == len(log) and result.get("episodes") == episodes:
+            return result
+    result = score_controller(spec, params, episodes, sizes.controller.max_steps, dream=dream,
+                              progress=progress)  # fmt: skip
+    result.update(generation=len(log), round=round)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def tau_sweep(game: str = "doom", preset: Preset | str | None = None, *,
+              seed: int | None = None, device: str | torch.device | None = None,
+              progress: bool = True) -> list[dict]:  # fmt: skip
+    """The paper's temperature sweep: for each of the preset's ``dream.taus``, C trained in a
+    dream at that temperature (``sweep_generations``), then tested in the real game
+    (``sweep_episodes``) and in its own dream. One dict per tau; each run is cached."""
+    run = make_run(game, preset, seed)
+    rows = []
+    for tau in run.sizes.dream.taus:
+        result = get_score(game, preset, tau, sweep=True, seed=run.seed, device=device,
+                           progress=progress)  # fmt: skip
+        rows.append({k: v for k, v in result.items() if k != "real"})
+    return rows
+
+
+def sweep_table(rows: list[dict]) -> str:
+    """The sweep as a markdown table (what the README and ``wmtutor tau-sweep`` print)."""
+    lines = ["| tau | real game | in its dream | random play |", "|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['tau']:g} | {r['real_mean']:.0f} ± {r['real_std']:.0f} | "
+                     f"{r['dream_mean']:.0f} ± {r['dream_std']:.0f} | "
+                     f"{r['random_mean']:.0f} ± {r['random_std']:.0f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# Every stage, timed: `wmtutor pipeline`
+
+SHARED_STAGES = ("gather", "vae", "encode", "mdnrnn")
 
 
 def stage_names(rounds: int) -> list[str]:
     """The stages in order, with one ``round<k>`` stage per round of iterative training."""
-    first, last = STAGES[:5], STAGES[5:]
-    return [*first, *(f"round{k}" for k in range(1, rounds + 1)), *last]
+    return [*SHARED_STAGES, "controller", *(f"round{k}" for k in range(1, rounds + 1)),
+            "evaluate", "gifs"]  # fmt: skip
 
 
 def run_pipeline(
     game: str = "doom",
     preset: Preset | str | None = None,
     tau: float | None = None,
+    *,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Run every stage for ``game`` (trained in the dream at ``tau``); return the record.
 
-    After the first controller, the preset's ``dream.rounds`` rounds of iterative training
-    (``wmtutor.iterative``) each record real episodes of the last controller, retrain M on
-    them and train a new C in the new dream. The record has ``stages`` (``{name:
-    seconds}``, the time of the run that did the work), ``total_seconds``, ``results``
-    (one per round, real-game, random and dream scores, see
-    ``wmtutor.dream.score_controller``), ``result`` (the last round's) and ``gifs``.
+    gather -> vae -> encode -> mdnrnn -> controller (in the dream) -> round1 ... (the
+    preset's ``dream.rounds`` rounds of iterative training) -> evaluate -> gifs. Each
+    stage resumes: a stage already done costs only the check. The record (``pipeline.json``
+    in the run's folder, rewritten after each stage) has ``stages`` (``{name: seconds}``,
+    the time of the run that did the work), ``total_seconds``, ``results`` (one per
+    round: real-game, random and dream scores, see ``score_controller``), ``result`` (the
+    last round's) and ``gifs``; ``dreams`` keeps the record of every other ``tau``.
     """
-    import numpy as np
-
-    from wmtutor.dream import dream_dir, get_dream_controller, get_score
-    from wmtutor.mdnrnn import get_mdnrnn
-    from wmtutor.rollouts import get_rollouts
-    from wmtutor.vae import get_latents, get_vae
-    from wmtutor.viz import dream_vs_real_gif
-
-    preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    sizes = preset.game(game)
-    rounds = sizes.dream.rounds
-    tau = sizes.dream.tau if tau is None else tau
-    path = pipeline_file(game, preset)
-    record = json.loads(path.read_text()) if path.exists() else {}
-    if record.get("tau") != tau:  # another temperature: the stages after M are redone
-        record = {"stages": {k: v for k, v in record.get("stages", {}).items()
-                             if k in STAGES[:4]}}  # fmt: skip
-    record.update(game=game, preset=preset.name, tau=tau, rounds=rounds)
-    record.setdefault("stages", {})
-    state: dict = {}
-
-    def controller(k: int) -> None:
-        params, _, spec = get_dream_controller(game, preset, tau, progress=progress, round=k)
-        state.update(params=np.asarray(params), spec=spec)
-
-    def evaluate() -> None:
-        state["results"] = [get_score(game, preset, tau, progress=progress, round=k)
-                            for k in range(rounds + 1)]  # fmt: skip
+    run = make_run(game, preset, seed)
+    device = get_device(device)
+    dream = _dream_config(run, tau)
+    check_dream(dream.tau, dream.done_threshold)
+    rounds = dream.rounds
+    path = run.pipeline
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    key = f"{run.sizes.controller.inputs}_tau{dream.tau:g}"
+    dreams = saved.get("dreams", {})
+    record = {"game": game, "preset": run.preset, "seed": run.seed, "tau": dream.tau,
+              "rounds": rounds, "device": str(device), "dreams": dreams}  # fmt: skip
+    stages = {k: v for k, v in saved.get("stages", {}).items() if k in SHARED_STAGES}
+    stages.update(dreams.get(key, {}).get("stages", {}))
+    record["stages"] = stages
+    common = dict(seed=run.seed, device=device, progress=progress)
+    results: list[dict] = []
 
     def gifs() -> None:
         record["gifs"] = []
         for k in sorted({0, rounds}):
-            params, _, spec = get_dream_controller(game, preset, tau, progress=False, round=k)
-            gif = dream_dir(game, preset, tau, round=k) / "dream_vs_real.gif"
-            dream_vs_real_gif(spec, params, tau, gif, seed=preset.seed)
+            params, _, spec = get_dream_controller(game, preset, dream.tau, round=k, **common)
+            gif = run.dream_controller(k, dream.tau) / "dream_vs_real.gif"
+            dream_vs_real_gif(spec, params, dream.tau, gif, seed=run.seed)
             record["gifs"].append(str(gif))
 
-    stages = {
-        "gather": lambda: get_rollouts(game, preset, progress=progress),
-        "vae": lambda: get_vae(game, preset, progress=progress),
-        "encode": lambda: get_latents(game, preset, progress=progress),
-        "mdnrnn": lambda: get_mdnrnn(game, preset, progress=progress),
-        "controller": lambda: controller(0),
-        **{f"round{k}": (lambda k=k: controller(k)) for k in range(1, rounds + 1)},
-        "evaluate": evaluate,
+    actions = {
+        "gather": lambda: get_rollouts(game, preset, seed=run.seed, progress=progress),
+        "vae": lambda: get_vae(game, preset, **common),
+        "encode": lambda: get_latents(game, preset, **common),
+        "mdnrnn": lambda: get_mdnrnn(game, preset, **common),
+        "controller": lambda: get_dream_controller(game, preset, dream.tau, round=0, **common),
+        **{
+            f"round{k}": (
+                lambda k=k: get_dream_controller(game, preset, dream.tau, round=k, **common)
+            )
+            for k in range(1, rounds + 1)
+        },  # fmt: skip
+        "evaluate": lambda: results.extend(
+            get_score(game, preset, dream.tau, round=k, **common) for k in range(rounds + 1)
+        ),
         "gifs": gifs,
     }
+
+    def save() -> None:
+        dreams[key] = {k: record[k] for k in ("stages", "results", "result", "gifs")
+                       if k in record}  # fmt: skip
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(record, indent=1))
+
     for name in stage_names(rounds):
         log(f"[{name}] ...")
         start = time.perf_counter()
-        stages[name]()
+        actions[name]()
         seconds = time.perf_counter() - start
         # A stage that had nothing left to do keeps the time of the run that did it.
-        if name not in record["stages"] or seconds > record["stages"][name]:
-            record["stages"][name] = round(seconds, 1)
+        if name not in stages or seconds > stages[name]:
+            stages[name] = round(seconds, 1)
         log(f"[{name}] {seconds:.0f} s")
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(record, indent=1))
-    record["stages"] = {k: record["stages"][k] for k in stage_names(rounds)}
+        save()
+    record["stages"] = {k: stages[k] for k in stage_names(rounds)}
     record["total_seconds"] = round(sum(record["stages"].values()), 1)
-    record["results"] = state["results"]
-    record["result"] = state["results"][-1]
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=1))
+    record["results"] = results
+    record["result"] = results[-1]
+    save()
     return record

@@ -23,16 +23,99 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
+from typing import ClassVar
 
 ENV_VAR = "WMTUTOR_PRESET"
 DEFAULT = "laptop"
 
 
+# ---------------------------------------------------------------------------------------
+# What each setting may be: checked when a section is made (and so for every override)
+
+
+class SettingError(ValueError):
+    """A setting with a value it cannot have; ``field``, ``value`` and ``expected`` say which."""
+
+    def __init__(self, section: str, field: str, value: object, expected: str):
+        super().__init__(f"{section}.{field} = {value!r}: expected {expected}")
+        self.section, self.field, self.value, self.expected = section, field, value, expected
+
+
 @dataclass(frozen=True)
-class MDNToy:
+class Rule:
+    """What a setting may be: an integer or a finite number within bounds, or a choice."""
+
+    kind: str = "int"  # int | number | choice
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False  # low itself not allowed
+    open_high: bool = False
+    choices: tuple = ()
+    optional: bool = False  # None allowed
+
+    def ok(self, v: object) -> bool:
+        if v is None:
+            return self.optional
+        if self.kind == "choice":
+            return v in self.choices
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+        if self.kind == "int" and not isinstance(v, int):
+            return False
+        if not math.isfinite(v):
+            return False
+        if self.low is not None and (v < self.low or (self.open_low and v == self.low)):
+            return False
+        return self.high is None or (v < self.high or (not self.open_high and v == self.high))
+
+    @property
+    def expected(self) -> str:
+        if self.kind == "choice":
+            text = "one of " + ", ".join(map(str, self.choices))
+        else:
+            text = "an integer" if self.kind == "int" else "a finite number"
+            if self.low is not None and self.high is not None:
+                left, right = "(" if self.open_low else "[", ")" if self.open_high else "]"
+                text += f" in {left}{self.low:g}, {self.high:g}{right}"
+            elif self.low is not None:
+                text += f" {'>' if self.open_low else '>='} {self.low:g}"
+        return text + (" (or none)" if self.optional else "")
+
+
+COUNT = Rule("int", 1)  # a positive count
+COUNT0 = Rule("int", 0)  # a count that may be 0 ("never", "none")
+POSITIVE = Rule("number", 0, open_low=True)
+NONNEG = Rule("number", 0)
+FRACTION = Rule("number", 0, 1, open_low=True, open_high=True)
+PRECISION = Rule("choice", choices=("fp32", "bf16"))
+
+
+class Section:
+    """A preset section: ``RULES`` say what each field may be; a bad value is refused when
+    the section is made (``dataclasses.replace`` included) with a ``SettingError``."""
+
+    RULES: ClassVar[dict[str, Rule]] = {}
+
+    def __post_init__(self) -> None:
+        for name, rule in self.RULES.items():
+            value = getattr(self, name)
+            if isinstance(value, tuple):  # a list of values: each must fit
+                bad = [v for v in value if not rule.ok(v)]
+                if bad or not value:
+                    raise SettingError(type(self).__name__, name, value, f"{rule.expected} each")
+            elif not rule.ok(value):
+                raise SettingError(type(self).__name__, name, value, rule.expected)
+
+
+@dataclass(frozen=True)
+class MDNToy(Section):
     """Notebook 01: the one-to-many inverse problem, fitted by MSE and by an MDN."""
+
+    RULES = dict(n_samples=COUNT, hidden=COUNT, n_gaussians=COUNT, steps=COUNT, lr=POSITIVE,
+                 noise=NONNEG)  # fmt: skip
 
     n_samples: int  # points in the toy data set
     hidden: int  # width of the MLP's one hidden layer
@@ -43,8 +126,11 @@ class MDNToy:
 
 
 @dataclass(frozen=True)
-class CMAESToy:
+class CMAESToy(Section):
     """Notebook 02: CMA-ES on the shifted Schaffer function and on standard functions."""
+
+    RULES = dict(gif_generations=COUNT, popsize=Rule("int", 2), dim=COUNT, n_seeds=COUNT,
+                 max_evals=COUNT, target=POSITIVE)  # fmt: skip
 
     gif_generations: int  # generations shown in the Schaffer animation
     popsize: int  # population size for the 2-D animation
@@ -55,8 +141,11 @@ class CMAESToy:
 
 
 @dataclass(frozen=True)
-class Data:
+class Data(Section):
     """Notebook 03: the random rollouts of one game (``wmtutor gather``)."""
+
+    RULES = dict(n_rollouts=COUNT, max_steps=COUNT, frame_skip=COUNT, min_length=COUNT0,
+                 policy=Rule("choice", choices=("white", "brownian", "held")))  # fmt: skip
 
     n_rollouts: int  # episodes to record
     max_steps: int  # episode cap, in agent steps (after frame skip)
@@ -66,27 +155,34 @@ class Data:
 
 
 @dataclass(frozen=True)
-class VAE:
+class VAE(Section):
     """Notebook 04: V, the convolutional VAE (``wmtutor train-vae``)."""
+
+    RULES = dict(z_dim=COUNT, epochs=COUNT, batch_size=COUNT, lr=POSITIVE, kl_tolerance=NONNEG,
+                 precision=PRECISION, buffer_size=COUNT)  # fmt: skip
 
     z_dim: int  # size of the latent z
     epochs: int  # passes over the training frames
-    batch_size: int
-    lr: float  # Adam
+    batch_size: int  # frames per batch
+    lr: float  # Adam's learning rate
     kl_tolerance: float = 0.5  # the KL is free up to kl_tolerance * z_dim per frame
     precision: str = "fp32"  # fp32 | bf16 (autocast on the matrix multiplies)
     buffer_size: int = 8192  # frames in the streaming shuffle buffer (12 KB each)
 
 
 @dataclass(frozen=True)
-class MDNRNN:
+class MDNRNN(Section):
     """Notebook 05: M, the MDN-RNN (``wmtutor train-mdnrnn``)."""
+
+    RULES = dict(hidden=COUNT, seq_len=Rule("int", 2), epochs=COUNT, batch_size=COUNT,
+                 lr=POSITIVE, n_gaussians=COUNT, grad_clip=POSITIVE, done_weight=NONNEG,
+                 reward_weight=NONNEG, precision=PRECISION, buffer_size=COUNT)  # fmt: skip
 
     hidden: int  # LSTM units
     seq_len: int  # steps per training window
     epochs: int  # passes over the training rollouts
     batch_size: int  # windows per batch
-    lr: float  # Adam
+    lr: float  # Adam's learning rate
     n_gaussians: int = 5  # mixture components per latent dimension
     grad_clip: float = 1.0  # gradient norm clipping
     done_weight: float = 10.0  # the done loss counts a "done" step this many times
@@ -96,8 +192,16 @@ class MDNRNN:
 
 
 @dataclass(frozen=True)
-class Controller:
+class Controller(Section):
     """Notebook 06: C, trained with CMA-ES in the real game (``wmtutor train-controller``)."""
+
+    RULES = dict(popsize=Rule("int", 2), trials=COUNT, generations=COUNT, max_steps=COUNT,
+                 sigma0=POSITIVE, l2=NONNEG, eval_every=COUNT0, eval_episodes=COUNT0,
+                 target=Rule("number", optional=True), curriculum_start=COUNT0,
+                 curriculum_growth=Rule("number", 1, open_low=True),
+                 backend=Rule("choice", choices=("wmtutor", "pycma")), timeout=POSITIVE,
+                 inputs=Rule("choice", choices=("z", "zh", "zch")),
+                 bias=Rule("choice", choices=(True, False)))  # fmt: skip
 
     popsize: int  # CMA-ES population
     trials: int  # episodes per candidate (fitness = mean return)
@@ -117,12 +221,17 @@ class Controller:
 
 
 @dataclass(frozen=True)
-class Dream:
+class Dream(Section):
     """Notebook 07: C trained inside M's dream (``wmtutor train-controller --in-dream``).
 
     The CMA-ES sizes (population, trials, generations, the 2100-step cap, the evaluation
     of the mean, in the dream) are the game's ``controller`` section.
     """
+
+    RULES = dict(tau=Rule("number", 0, 5), done_threshold=FRACTION, precision=PRECISION,
+                 real_episodes=COUNT, taus=Rule("number", 0, 5), sweep_generations=COUNT0,
+                 sweep_episodes=COUNT0, rounds=COUNT0, round_episodes=COUNT,
+                 round_epochs=COUNT0, round_sigma=NONNEG)  # fmt: skip
 
     tau: float = 1.15  # M's temperature in the dream
     done_threshold: float = 0.5  # a dream ends when M's P(done) exceeds this

@@ -8,52 +8,40 @@
   one compressed ``.npz`` per episode, written atomically. The same command gives the
   same data (each episode's seed is derived from the base seed and its index), and
   re-running it resumes: finished episodes are kept, missing ones gathered.
-* **get_rollouts(game)** is what notebooks call: the preset's rollouts, from the runs
-  folder, gathered first if missing.
 
-A rollout file holds, for an episode of T agent steps:
-
-==============  ===================  =================================================
-key             shape, dtype         meaning
-==============  ===================  =================================================
-``frames``      (T, 64, 64, 3) uint8  the observation *before* each action
-``actions``     (T, ...) float32/int  the action taken (game's own format)
-``rewards``     (T,) float32         reward after each action
-``terminated``  (T,) bool            the game ended at this step (crash, death, 21 pts)
-``truncated``   (T,) bool            the step cap ended the episode here
-``seed``        () int64             the seed the episode was played with
-``frame_skip``  () int64             game frames per agent step
-``positions``   (T, 2) float32       CarRacing only: the car's (x, y) before each action
-``track``       (N, 2) float32       CarRacing only: the centre line of the track
-==============  ===================  =================================================
-
-The folder's ``manifest.json`` says what made it (game, policy, preset, sizes) and lists
-each file with its length; later stages read it rather than opening every file.
+The file format (one ``.npz`` per episode, and the folder's ``manifest.json`` with a
+checksum per file) is ``wmtutor.files``. This module never imports torch: spawned
+gathering workers start in a fraction of a second.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
 import multiprocessing
 import os
 import time
 import warnings
-import zipfile
-import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from wmtutor.envs import GAMES, GameEnv, make_env
-from wmtutor.presets import Preset, get_preset
-from wmtutor.utils import atomic_path, runs_dir
+from wmtutor.files import (
+    RolloutFileError,
+    digest,
+    entry_is_whole,
+    load_rollout,
+    read_manifest,
+    save_arrays,
+    write_manifest,
+)
+from wmtutor.layout import MANIFEST
+from wmtutor.utils import die_with_parent, remove_stale_tmp
 
-MANIFEST = "manifest.json"
-TIME_KEYS = ("frames", "actions", "rewards", "terminated", "truncated", "positions")
 MAX_ATTEMPTS = 20  # tries per episode to get one at least min_length long
 
 # ---------------------------------------------------------------------------------------
@@ -202,61 +190,6 @@ def distance_driven(rollout: dict[str, np.ndarray]) -> float:
 
 
 # ---------------------------------------------------------------------------------------
-# The files: one .npz per episode, and the folder's manifest
-
-
-class RolloutFileError(ValueError):
-    """A rollout file that cannot be read; the message names the file and what to do."""
-
-
-def load_rollout(path: str | os.PathLike, keys: Sequence[str] | None = None) -> dict:
-    """Read a rollout ``.npz`` (all arrays, or only ``keys``) and check its shapes.
-
-    Raises:
-        RolloutFileError: the file is missing, cut short, corrupt, lacks a key, or its
-            arrays disagree on the episode length.
-    """
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in keys or () if k not in data.files]
-            if missing:
-                raise KeyError(f"no {', '.join(missing)} (it has {', '.join(data.files)})")
-            out = {k: data[k] for k in (keys or data.files)}
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as err:
-        raise RolloutFileError(
-            f"{path}: cannot read this rollout file ({type(err).__name__}: {err}). It is "
-            "corrupt or was cut short: delete it and re-run `wmtutor gather` to replace it, "
-            "or pass skip_corrupt=True to skip it."
-        ) from err
-    lengths = {k: len(v) for k, v in out.items() if k in TIME_KEYS or k in ("mu", "logvar")}
-    if len(set(lengths.values())) > 1:
-        raise RolloutFileError(f"{path}: arrays of different lengths {lengths}")
-    frames = out.get("frames")
-    if frames is not None and (frames.ndim != 4 or frames.shape[1:] != (64, 64, 3)):
-        raise RolloutFileError(f"{path}: frames of shape {frames.shape}, expected (T, 64, 64, 3)")
-    if frames is not None and frames.dtype != np.uint8:
-        raise RolloutFileError(f"{path}: frames of dtype {frames.dtype}, expected uint8")
-    return out
-
-
-def read_manifest(folder: str | os.PathLike) -> dict:
-    """The ``manifest.json`` of a rollout folder (see ``wmtutor.rollouts.gather``)."""
-    path = Path(folder) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"{path} not found: {folder} is not a rollout folder (make one with `wmtutor gather`)"
-        ) from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err})") from None
-    if not isinstance(manifest, dict) or "config" not in manifest or "files" not in manifest:
-        raise ValueError(f"{path} is not a wmtutor rollout manifest (no 'config' or 'files')")
-    return manifest
-
-
-# ---------------------------------------------------------------------------------------
 # Many episodes, in parallel, to disk
 
 
@@ -272,14 +205,19 @@ class GatherConfig:
     seed: int
 
     def check(self) -> None:
+        """Refuse a meaningless setting, naming it (before anything is written)."""
         if self.game not in GAMES:
             raise ValueError(f"unknown game {self.game!r}: expected one of {', '.join(GAMES)}")
         if self.policy not in POLICIES:
             raise ValueError(
                 f"unknown policy {self.policy!r}: expected one of {', '.join(POLICIES)}"
             )
-        if self.min_length < 0:
-            raise ValueError(f"min_length must be >= 0, got {self.min_length}")
+        for name, low in (("max_steps", 1), ("frame_skip", 1), ("min_length", 0), ("seed", 0)):
+            value = getattr(self, name)
+            if value is None and name == "max_steps":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} {value!r}: expected an integer >= {low}")
 
 
 _WORKER_ENVS: dict[tuple, GameEnv] = {}  # one environment per worker process, reused
@@ -316,50 +254,37 @@ def gather_one(config: GatherConfig, index: int, out_dir: str) -> dict:
         if length >= config.min_length or not episode["terminated"][-1]:
             break
     path = rollout_path(Path(out_dir), index)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **best)
+    written = save_arrays(path, **best)
     return {
         "index": index,
         "file": path.name,
         "length": int(len(best["rewards"])),
         "return": float(best["rewards"].sum()),
         "seed": int(best["seed"]),
-        "bytes": path.stat().st_size,
+        **written,
         "seconds": time.perf_counter() - start,
     }
 
 
-def _entry_from_file(path: Path, index: int) -> dict:
-    data = load_rollout(path, ["frames", "rewards", "seed"])
-    return {
-        "index": index,
-        "file": path.name,
-        "length": len(data["rewards"]),
-        "return": float(data["rewards"].sum()),
-        "seed": int(data["seed"]),
-        "bytes": path.stat().st_size,
-        "seconds": None,
-    }
-
-
-def _write_manifest(out_dir: Path, config: GatherConfig, preset: str, entries: dict) -> dict:
+def _write_manifest(out_dir: Path, config: GatherConfig, preset: str, target: int,
+                    entries: dict) -> dict:  # fmt: skip
     files = [entries[i] for i in sorted(entries)]
-    manifest = {
-        "config": config.__dict__,
-        "preset": preset,
-        "n_rollouts": len(files),
-        "frames": sum(e["length"] for e in files),
-        "bytes": sum(e["bytes"] for e in files),
-        "files": files,
-    }
-    with atomic_path(out_dir / MANIFEST) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1))
-    return manifest
+    manifest = {"config": asdict(config), "preset": preset, "target": target, "files": files}
+    return write_manifest(out_dir, manifest)
 
 
 def default_workers() -> int:
     """One worker per core this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def check_workers(workers: object) -> int:
+    """``workers`` must be an integer >= 1 (None: one per core); returns it."""
+    if workers is None:
+        return default_workers()
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers {workers!r}: expected an integer >= 1")
+    return int(workers)
 
 
 def gather(
@@ -380,34 +305,38 @@ def gather(
 
     Episodes run in ``workers`` processes (default: one per core; 1 runs them here, in
     this process), each writing its own ``rollout_NNNNN.npz`` atomically. Re-running
-    resumes: files already there are kept (they are checked, and a corrupt one is
-    replaced with a warning) and only the missing ones are played. The manifest is
-    rewritten as episodes finish, so a killed run loses at most the episodes in flight.
+    resumes: every file the manifest lists is checked against its recorded size and
+    SHA-256, and broken or missing ones are played again (with a warning); a finished
+    file the manifest does not list yet is read and kept. The manifest is rewritten as
+    episodes finish, so a killed run loses at most the episodes in flight. Asking for
+    fewer episodes than the folder holds keeps them all (nothing is deleted).
 
     Raises:
         ValueError: bad arguments, or ``out_dir`` holds rollouts made with another
             game, policy, cap, frame skip, minimum length or seed.
     """
-    if not isinstance(n_rollouts, (int, np.integer)) or n_rollouts < 1:
-        raise ValueError(f"n_rollouts must be a positive integer, got {n_rollouts!r}")
-    workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    if (
+        isinstance(n_rollouts, bool)
+        or not isinstance(n_rollouts, (int, np.integer))
+        or (n_rollouts < 1)
+    ):
+        raise ValueError(f"n_rollouts {n_rollouts!r}: expected an integer >= 1")
+    workers = check_workers(workers)
     if max_steps is None:
         max_steps = GAMES[game].default_max_steps if game in GAMES else None
-    config = GatherConfig(game, policy, max_steps, int(frame_skip), int(min_length), int(seed))
+    config = GatherConfig(game, policy, max_steps, frame_skip, min_length, seed)
     config.check()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     # Resume: what is there already, made with the same settings?
     entries: dict[int, dict] = {}
+    target = int(n_rollouts)
     if (out_dir / MANIFEST).exists():
         old = read_manifest(out_dir)
-        if old["config"] != config.__dict__:
+        if old["config"] != asdict(config):
             diff = {
                 k: (old["config"].get(k), v)
-                for k, v in config.__dict__.items()
+                for k, v in asdict(config).items()
                 if old["config"].get(k) != v
             }
             raise ValueError(
@@ -416,27 +345,30 @@ def gather(
                 "choose another folder (--out) or the same settings"
             )
         entries = {int(e["index"]): e for e in old["files"]}
-    for i in range(n_rollouts):
+        target = max(target, int(old.get("target", len(entries))))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(out_dir)
+    for i in range(max(target, max(entries, default=-1) + 1)):
         path = rollout_path(out_dir, i)
-        if i in entries and not path.exists():
-            del entries[i]  # listed but deleted by hand: gather it again
+        if i in entries and not entry_is_whole(out_dir, entries[i]):
+            what = "missing" if not path.exists() else "broken (size or checksum differs)"
+            warnings.warn(f"{path} is {what}: gathering it again", stacklevel=2)
+            del entries[i]
+            path.unlink(missing_ok=True)
         elif i not in entries and path.exists():  # finished after the last manifest write
             try:
                 entries[i] = _entry_from_file(path, i)
             except RolloutFileError as err:
                 warnings.warn(f"gathering it again: {err}", stacklevel=2)
                 path.unlink()
-    entries = {i: e for i, e in entries.items() if i < n_rollouts}
-    todo = [i for i in range(n_rollouts) if i not in entries]
-    manifest = _write_manifest(out_dir, config, preset, entries)
+    todo = [i for i in range(target) if i not in entries]
+    manifest = _write_manifest(out_dir, config, preset, target, entries)
     if not todo:
         return manifest
 
-    from tqdm.auto import tqdm
-
     bar = tqdm(
-        total=n_rollouts,
-        initial=n_rollouts - len(todo),
+        total=target,
+        initial=target - len(todo),
         desc=f"gather {game}/{policy}",
         unit="ep",
         disable=not progress,
@@ -449,7 +381,7 @@ def gather(
         bar.set_postfix(frames=sum(e["length"] for e in entries.values()), refresh=False)
         bar.update(1)
         if time.monotonic() - last_write > 2.0:
-            manifest = _write_manifest(out_dir, config, preset, entries)
+            manifest = _write_manifest(out_dir, config, preset, target, entries)
             last_write = time.monotonic()
 
     try:
@@ -458,7 +390,9 @@ def gather(
                 done(gather_one(config, i, str(out_dir)))
         else:
             context = multiprocessing.get_context("spawn")  # no forked game or torch state
-            with cf.ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
+            with cf.ProcessPoolExecutor(
+                min(workers, len(todo)), mp_context=context, initializer=die_with_parent
+            ) as pool:
                 futures = [pool.submit(gather_one, config, i, str(out_dir)) for i in todo]
                 try:
                     for future in cf.as_completed(futures):
@@ -476,44 +410,22 @@ def gather(
                     raise
     finally:
         bar.close()
-        manifest = _write_manifest(out_dir, config, preset, entries)
+        manifest = _write_manifest(out_dir, config, preset, target, entries)
     return manifest
 
 
-def rollouts_dir(game: str, preset: Preset | str | None = None) -> Path:
-    """Where the preset's rollouts of ``game`` live: ``runs/<game>/<preset>/rollouts``."""
-    preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    return runs_dir(game, preset.name, "rollouts")
-
-
-def get_rollouts(
-    game: str,
-    preset: Preset | str | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-) -> dict:
-    """The preset's random rollouts of ``game``: read from the runs folder, gathered if missing.
-
-    Every notebook that needs data calls this, so each one also runs on its own. Returns
-    the manifest, with ``manifest["dir"]`` the folder.
-    """
-    preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    data = preset.game(game).data
-    out_dir = rollouts_dir(game, preset)
-    manifest = gather(
-        game,
-        data.n_rollouts,
-        out_dir,
-        policy=data.policy,
-        max_steps=data.max_steps,
-        frame_skip=data.frame_skip,
-        min_length=data.min_length,
-        seed=preset.seed,
-        workers=workers,
-        preset=preset.name,
-        progress=progress,
-    )
-    return dict(manifest, dir=str(out_dir))
+def _entry_from_file(path: Path, index: int) -> dict:
+    data = load_rollout(path, ["frames", "rewards", "seed"])
+    return {
+        "index": index,
+        "file": path.name,
+        "length": len(data["rewards"]),
+        "return": float(data["rewards"].sum()),
+        "seed": int(data["seed"]),
+        "bytes": path.stat().st_size,
+        "sha256": digest(path),
+        "seconds": None,
+    }
 
 
 def summarize(manifest: dict) -> dict:

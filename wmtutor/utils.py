@@ -1,15 +1,27 @@
-"""Small helpers every stage uses: seeding, atomic writes, and where artifacts live."""
+"""Small helpers every stage uses: seeding, the device, and atomic writes.
+
+Nothing here imports torch at module level: gathering workers import this module and must
+start fast (torch alone takes about a second to import).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import random
+import signal
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # for type hints only; see the module docstring
+    import torch
+
+DEVICE_ENV_VAR = "WMTUTOR_DEVICE"
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -19,15 +31,55 @@ def seed_everything(seed: int) -> np.random.Generator:
     (on the same machine and library versions). Code that needs its own randomness
     should take the returned Generator (or a ``seed`` argument) rather than the globals.
     """
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    import torch  # here, so that light processes (gathering workers) never load torch
+    import torch  # here, not at the top: gathering workers never load torch
 
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # seeds CUDA's generators too
     return np.random.default_rng(seed)
+
+
+def get_device(name: str | torch.device | None = None) -> torch.device:
+    """The one device decision of a run: ``name``, else ``$WMTUTOR_DEVICE``, else CUDA if
+    there is a GPU, else the CPU. Every stage takes the result and passes it down.
+
+    Raises:
+        ValueError: ``name`` is not a device torch knows, or asks for CUDA where there is
+            none (the message says what is available).
+    """
+    import torch  # here, not at the top: see the module docstring
+
+    if isinstance(name, torch.device):
+        return name
+    source = "--device"
+    if name is None or str(name).strip() == "":
+        name, source = os.environ.get(DEVICE_ENV_VAR, "").strip(), f"${DEVICE_ENV_VAR}"
+    if not name:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(str(name).strip())
+    except RuntimeError:
+        raise ValueError(f"{source} {name!r}: not a device; expected cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{source} {name!r}: this machine has no CUDA GPU; use cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"{source} {name!r}: there are only {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif device.type != "cpu":
+        raise ValueError(f"{source} {name!r}: expected cpu, cuda or cuda:N")
+    return device
+
+
+# ---------------------------------------------------------------------------------------
+# Atomic writes
+
+
+TMP_SUFFIX = ".tmp"
 
 
 @contextlib.contextmanager
@@ -35,7 +87,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     Whatever was at ``path`` before stays intact if the writer fails or is killed:
-    readers see either the old file or the complete new one, never half of one.
+    readers see either the old file or the complete new one, never half of one. The
+    temporary file's name carries the writer's process id (``.<name>.<pid>.<random>.tmp``)
+    so that ``remove_stale_tmp`` can tell the litter of a killed writer from a live one.
 
     Example::
 
@@ -44,7 +98,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    prefix = f".{path.name}.{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     umask = os.umask(0)
@@ -58,23 +113,62 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
-def runs_dir(*parts: str) -> Path:
-    """The folder where artifacts go (rollouts, checkpoints, GIFs), created if missing.
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
-    ``$WMTUTOR_RUNS`` if set; else ``runs/`` at the top of the checkout when wmtutor is
-    used from one (the usual case, so notebooks and the CLI share their artifacts);
-    else ``~/.cache/wmtutor/runs``. ``parts`` are joined below it, e.g.
-    ``runs_dir("toys", "tiny")``.
+
+def remove_stale_tmp(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed writers left in ``folder``; return them.
+
+    Only files named by ``atomic_path`` whose writing process is gone are removed (a
+    concurrent writer's files are left alone). Every stage calls this on its output
+    folder when it starts.
     """
-    root = os.environ.get("WMTUTOR_RUNS")
-    if root:
-        base = Path(root).expanduser()
-    else:
-        checkout = Path(__file__).resolve().parents[1]
-        if (checkout / "pyproject.toml").exists():
-            base = checkout / "runs"
-        else:
-            base = Path.home() / ".cache" / "wmtutor" / "runs"
-    out = base.joinpath(*parts)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for tmp in folder.glob(f".*{TMP_SUFFIX}"):
+        parts = tmp.name.split(".")  # "", name..., pid, random, "tmp"
+        pid = parts[-3] if len(parts) >= 4 else ""
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+# ---------------------------------------------------------------------------------------
+# Worker processes
+
+
+def die_with_parent() -> None:
+    """Make this (worker) process end, with every process it started, when its parent
+    dies, even of ``kill -9``: a ``ProcessPoolExecutor`` initializer.
+
+    The worker becomes the leader of a process group of its own (so a game it starts,
+    such as ViZDoom's engine, is in it) and asks Linux (``prctl(PR_SET_PDEATHSIG)``) for a
+    signal when its parent goes; the handler kills the whole group. Elsewhere than on
+    Linux this does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes  # here, not at the top: only workers on Linux need it
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    parent = os.getppid()
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGUSR1, lambda *_: os.killpg(0, signal.SIGKILL))
+    libc.prctl(1, int(signal.SIGUSR1))  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.killpg(0, signal.SIGKILL)

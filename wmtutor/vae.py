@@ -22,29 +22,32 @@ float in [0, 1]; ``z``, ``mu``, ``logvar`` ``(B, z_dim)``.
 
 from __future__ import annotations
 
-import json
 import os
-import time
-from collections.abc import Iterator
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
-from wmtutor.presets import VAE, Preset, get_preset
-from wmtutor.rollouts import MANIFEST, load_rollout, read_manifest
-from wmtutor.training import (
-    autocast,
-    file_digest,
-    load_checkpoint,
-    resume,
-    save_checkpoint,
-    split_files,
-    write_log,
+from wmtutor.datasets import FrameDataset, rollout_files
+from wmtutor.files import (
+    digest,
+    entry_is_whole,
+    load_rollout,
+    manifest_digest,
+    read_manifest,
+    save_arrays,
+    source_digest,
+    write_manifest,
 )
-from wmtutor.utils import atomic_path, runs_dir
+from wmtutor.layout import MANIFEST
+from wmtutor.presets import VAE
+from wmtutor.training import TrainingRun, autocast, load_checkpoint, split_files
+from wmtutor.utils import get_device, remove_stale_tmp
 
 ARCHITECTURE = "ConvVAE-v1"  # bump when the layers change: old checkpoints are then refused
 KL_TOLERANCE = 0.5
@@ -149,14 +152,17 @@ def to_frames(x: torch.Tensor) -> np.ndarray:
     return (x.detach().float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-def load_vae(path: str | os.PathLike, z_dim: int | None = None, device: str = "cpu") -> ConvVAE:
-    """The trained ``ConvVAE`` in checkpoint ``path``, in eval mode.
+def load_vae(
+    path: str | os.PathLike, z_dim: int | None = None, device: str | torch.device | None = None
+) -> ConvVAE:
+    """The trained ``ConvVAE`` in checkpoint ``path``, in eval mode, on ``device`` (default:
+    ``wmtutor.utils.get_device()``). The checkpoint is read onto the CPU, then moved.
 
     Raises:
         ValueError: the checkpoint is not a ConvVAE of this architecture, or its z_dim is
             not the ``z_dim`` asked for.
     """
-    state = load_checkpoint(path, device)
+    state = load_checkpoint(path)
     config = state.get("config", {})
     if config.get("architecture") != ARCHITECTURE:
         raise ValueError(
@@ -167,25 +173,13 @@ def load_vae(path: str | os.PathLike, z_dim: int | None = None, device: str = "c
             f"{path} holds a VAE with z_dim={config.get('z_dim')}, but z_dim={z_dim} was asked "
             "for: use the matching preset, or retrain with restart"
         )
-    model = ConvVAE(config["z_dim"]).to(device)
+    model = ConvVAE(config["z_dim"])
     model.load_state_dict(state["model"])
-    return model.eval()
+    return model.to(get_device(device)).eval()
 
 
 # ---------------------------------------------------------------------------------------
 # Training
-
-
-def vae_dir(game: str, preset: Preset | str | None = None) -> Path:
-    """Where the preset's V of ``game`` lives: ``runs/<game>/<preset>`` (vae.pt, its log)."""
-    preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    return runs_dir(game, preset.name)
-
-
-def latents_dir(game: str, preset: Preset | str | None = None) -> Path:
-    """Where the encoded rollouts go: ``runs/<game>/<preset>/latents``."""
-    preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    return runs_dir(game, preset.name, "latents")
 
 
 def heldout_frames(files: list[Path], n: int, seed: int = 0) -> torch.Tensor:
@@ -228,90 +222,63 @@ def evaluate(model: ConvVAE, frames: torch.Tensor, config: VAE, batch: int = 256
 
 def train_vae(
     rollouts: str | os.PathLike,
-    out_dir: str | os.PathLike,
+    ckpt: str | os.PathLike,
     config: VAE,
     *,
     seed: int = 0,
     restart: bool = False,
-    device: str | None = None,
+    device: str | torch.device | None = None,
     val_frames: int = 1024,
     log_every: int = 20,
     progress: bool = True,
 ) -> list[dict]:
     """Train V on the frames of a rollout folder; return the log (one dict per row).
 
-    Writes into ``out_dir``: ``vae.pt`` (model, optimizer, epoch, config; atomically after
-    every epoch) and ``vae_log.jsonl`` (a ``train`` row every ``log_every`` steps and an
+    Writes ``ckpt`` (e.g. ``vae.pt``: model, optimizer, epoch, RNG states, config and the
+    digest of the rollouts it learnt from; atomically after every epoch) and its log
+    beside it (``vae_log.jsonl``: a ``train`` row every ``log_every`` steps and an
     ``epoch`` row with the held-out loss after each epoch). Running it again resumes after
     the last finished epoch with the same optimizer state; ``restart=True`` starts over.
-    A checkpoint trained with a different z_dim or architecture is refused.
+    A checkpoint of another z_dim or architecture, or one trained on other rollouts, is
+    refused.
     """
-    from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
-
-    from wmtutor.datasets import FrameDataset, rollout_files
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path, log_path = out_dir / "vae.pt", out_dir / "vae_log.jsonl"
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    torch.manual_seed(seed)
-
-    train_files, val_files = split_files(rollout_files(rollouts))
+    ckpt = Path(ckpt)
+    device = get_device(device)
+    files = rollout_files(rollouts)
+    train_files, val_files = split_files(files)
+    made_from = {"rollouts": source_digest(rollouts)}
     val = heldout_frames(val_files, val_frames)
+    torch.manual_seed(seed)  # the same initial weights and samples for the same seed
     model = ConvVAE(config.z_dim).to(device)
-    fused = device.type in ("cpu", "cuda")
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=fused)
-    want = {"architecture": ARCHITECTURE, "z_dim": config.z_dim}
-    epoch, step, log = resume(ckpt_path, log_path, model, optimizer, want, restart, device)
-    if epoch == 0 and not log:
-        log.append({"kind": "epoch", "epoch": 0, "step": 0, **evaluate(model, val, config)})
-    write_log(log_path, log)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
+    run = TrainingRun(
+        ckpt, model, optimizer, config=asdict(config),
+        must_match={"architecture": ARCHITECTURE, "z_dim": config.z_dim}, made_from=made_from,
+        device=device, restart=restart, unit="frames", log_every=log_every, seed=seed,
+    )  # fmt: skip
+    if run.fresh:
+        run.record(kind="epoch", epoch=0, step=0, **evaluate(model, val, config))
+        run.write()
 
     dataset = FrameDataset(train_files, buffer_size=config.buffer_size, seed=seed)
     n_frames = sum(len(load_rollout(p, ["rewards"])["rewards"]) for p in train_files)
     model.train()
-    while epoch < config.epochs:
-        dataset.set_epoch(epoch)
-        loader = DataLoader(dataset, batch_size=config.batch_size, drop_last=False)
-        bar = tqdm(
-            total=n_frames, desc=f"VAE epoch {epoch + 1}/{config.epochs}", unit="fr",
-            disable=not progress,
-        )  # fmt: skip
-        start, seen = time.perf_counter(), 0
-        for frames in loader:
-            x = to_input(frames).to(device)
+    while run.epoch < config.epochs:
+        dataset.set_epoch(run.epoch)
+        loader = DataLoader(dataset, batch_size=config.batch_size)
+        label = f"VAE epoch {run.epoch + 1}/{config.epochs}"
+        for frames in tqdm(loader, label, total=-(-n_frames // config.batch_size),
+                           unit="batch", disable=not progress, leave=False):  # fmt: skip
+            x = to_input(frames).to(device, non_blocking=True)
             with autocast(config.precision, device):
                 x_hat, mu, logvar = model(x)
             loss, recon, kl = vae_loss(x, x_hat, mu, logvar, config.kl_tolerance)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            step += 1
-            seen += len(x)
-            bar.update(len(x))
-            if step % log_every == 0:
-                fps = seen / (time.perf_counter() - start)
-                row = {"kind": "train", "epoch": epoch, "step": step, "loss": loss.item(),
-                       "recon": recon.item(), "kl": kl.item(), "frames_per_s": fps}  # fmt: skip
-                log.append(row)
-                bar.set_postfix(loss=f"{row['loss']:.1f}", refresh=False)
-        bar.close()
-        epoch += 1
-        seconds = time.perf_counter() - start
-        log.append({"kind": "epoch", "epoch": epoch, "step": step, "seconds": seconds,
-                    "frames_per_s": seen / seconds, **evaluate(model, val, config)})  # fmt: skip
-        save_checkpoint(
-            ckpt_path,
-            model=model.state_dict(),
-            optimizer=optimizer.state_dict(),
-            epoch=epoch,
-            step=step,
-            rng=torch.get_rng_state(),
-            config={**asdict(config), "architecture": ARCHITECTURE, "seed": seed},
-        )
-        write_log(log_path, log)
-    return log
+            run.step(len(x), loss=loss, recon=recon, kl=kl)
+        run.end_epoch(**evaluate(model, val, config))
+    return run.log
 
 
 # ---------------------------------------------------------------------------------------
@@ -330,109 +297,70 @@ def encode_frames(model: ConvVAE, frames: np.ndarray, batch_size: int = 512) -> 
     return np.concatenate(mus), np.concatenate(logvars)
 
 
-def _iter_todo(manifest: dict, out_dir: Path, digest: str) -> Iterator[dict]:
-    old = {}
-    if (out_dir / MANIFEST).exists():
-        previous = read_manifest(out_dir)
-        if previous["config"].get("vae_digest") == digest:
-            old = {e["file"]: e for e in previous["files"] if (out_dir / e["file"]).exists()}
-    for entry in manifest["files"]:
-        yield old.get(entry["file"], {**entry, "todo": True})
-
-
 def encode_rollouts(
     vae_path: str | os.PathLike,
     rollouts: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
     batch_size: int = 512,
-    device: str | None = None,
+    device: str | torch.device | None = None,
     progress: bool = True,
 ) -> dict:
     """Encode every rollout of a folder with V: one ``.npz`` per rollout; return the manifest.
 
     Each output file holds ``mu`` and ``logvar`` ``(T, z_dim)`` float32, one row per frame
     of the rollout, and the rollout's ``actions``, ``rewards``, ``terminated`` and
-    ``truncated``, so it lines up step for step. Files are written atomically; running
-    it again encodes only what is missing, unless the checkpoint changed (then all).
+    ``truncated``, so it lines up step for step. Files are written atomically. Running it
+    again encodes only what is missing or broken (each file is checked against the size
+    and SHA-256 in the manifest) and what came from a rollout that changed; a different
+    V checkpoint re-encodes everything, with a warning. The manifest records the digests
+    of V and of the rollouts (``vae_digest``, ``rollouts_digest``).
     """
-    from tqdm.auto import tqdm
-
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_vae(vae_path, device=device)
-    digest = file_digest(vae_path)
+    device = get_device(device)
     source = read_manifest(rollouts)
-    entries = list(_iter_todo(source, out_dir, digest))
-    config = {**source["config"], "vae_digest": digest, "z_dim": model.z_dim}
-    n_todo = sum(bool(entry.get("todo")) for entry in entries)
-    bar = tqdm(total=len(entries), desc="encode", unit="ep", disable=not progress or not n_todo)
-    done = []
-    for entry in entries:
-        if entry.pop("todo", False):
-            data = load_rollout(Path(rollouts) / entry["file"])
-            mu, logvar = encode_frames(model, data["frames"], batch_size)
-            arrays = {"mu": mu, "logvar": logvar}
-            for key in ("actions", "rewards", "terminated", "truncated"):
-                arrays[key] = data[key]
-            with atomic_path(out_dir / entry["file"]) as tmp, open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-            entry = {**entry, "bytes": (out_dir / entry["file"]).stat().st_size}
-        done.append(entry)
-        bar.update(1)
-    bar.close()
-    manifest = {
-        "config": config,
-        "preset": source.get("preset", ""),
-        "n_rollouts": len(done),
-        "frames": sum(e["length"] for e in done),
-        "bytes": sum(e["bytes"] for e in done),
-        "files": done,
-    }
-    with atomic_path(out_dir / MANIFEST) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1))
-    return manifest
+    vae_digest = digest(vae_path)
+    model = load_vae(vae_path, device=device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(out_dir)
+    kept: dict[str, dict] = {}
+    if (out_dir / MANIFEST).exists():
+        previous = read_manifest(out_dir)
+        if previous["config"].get("vae_digest") not in (None, vae_digest):
+            warnings.warn(f"{vae_path} changed since {out_dir} was encoded: encoding every "
+                          "rollout again", stacklevel=2)  # fmt: skip
+        else:
+            kept = {e["file"]: e for e in previous["files"]}
+    entries, todo = [], []
+    for entry in source["files"]:
+        old = kept.get(entry["file"])
+        same_source = old is not None and old.get("source_sha256") == entry.get("sha256")
+        if old is not None and same_source and entry_is_whole(out_dir, old):
+            entries.append(old)
+            continue
+        if old is not None and same_source:
+            warnings.warn(f"{out_dir / entry['file']} is missing or broken: encoding it again",
+                          stacklevel=2)  # fmt: skip
+        entries.append(None)
+        todo.append((len(entries) - 1, entry))
+    for i, entry in tqdm(todo, "encode", unit="ep", disable=not progress or not todo):
+        data = load_rollout(Path(rollouts) / entry["file"])
+        mu, logvar = encode_frames(model, data["frames"], batch_size)
+        arrays = {"mu": mu, "logvar": logvar}
+        for key in ("actions", "rewards", "terminated", "truncated"):
+            arrays[key] = data[key]
+        written = save_arrays(out_dir / entry["file"], compress=False, **arrays)
+        entries[i] = {"index": entry["index"], "file": entry["file"], "length": len(mu),
+                      "source_sha256": entry.get("sha256"), **written}  # fmt: skip
+    config = {**source["config"], "vae_digest": vae_digest, "z_dim": model.z_dim,
+              "rollouts_digest": manifest_digest(source)}  # fmt: skip
+    return write_manifest(
+        out_dir, {"config": config, "preset": source.get("preset", ""), "files": entries}
+    )
 
 
 # ---------------------------------------------------------------------------------------
-# What notebooks call: cached artifacts, and ways to look inside V
-
-
-def get_vae(
-    game: str, preset: Preset | str | None = None, progress: bool = True
-) -> tuple[ConvVAE, list[dict]]:
-    """The preset's trained V of ``game`` and its log, trained first if missing or unfinished.
-
-    Gathers the rollouts first if they are missing too (``get_rollouts``), so a notebook
-    that calls this runs on its own.
-    """
-    from wmtutor.rollouts import get_rollouts
-
-    preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    rollouts = get_rollouts(game, preset, progress=progress)["dir"]
-    out = vae_dir(game, preset)
-    log = train_vae(rollouts, out, preset.game(game).vae, seed=preset.seed, progress=progress)
-    return load_vae(out / "vae.pt", z_dim=preset.game(game).vae.z_dim), log
-
-
-def get_latents(game: str, preset: Preset | str | None = None, progress: bool = True) -> dict:
-    """The preset's rollouts of ``game`` encoded by its V (the MDN-RNN's data); made if missing.
-
-    Returns the manifest, with ``manifest["dir"]`` the folder.
-    """
-    from wmtutor.rollouts import get_rollouts
-
-    preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    get_vae(game, preset, progress=progress)
-    out = latents_dir(game, preset)
-    manifest = encode_rollouts(
-        vae_dir(game, preset) / "vae.pt",
-        get_rollouts(game, preset, progress=progress)["dir"],
-        out,
-        progress=progress,
-    )
-    return dict(manifest, dir=str(out))
+# Looking inside V
 
 
 @torch.no_grad()

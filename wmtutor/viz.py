@@ -16,9 +16,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.patches import Ellipse
-from PIL import Image
+from PIL import Image, ImageDraw
 
+from wmtutor.controller import record_episode
+from wmtutor.dream import DreamEnv, dream_episode, dream_step, initial_latents
+from wmtutor.mdnrnn import load_mdnrnn
+from wmtutor.rollouts import distance_driven, track_coverage
 from wmtutor.utils import atomic_path
+from wmtutor.vae import decode_latent, load_vae
 
 DATA_STYLE = {"s": 4, "alpha": 0.25, "color": "tab:blue", "label": "data"}
 
@@ -266,7 +271,7 @@ def save_gif(
 
 def show_gif(path: str | os.PathLike):
     """Display a GIF inline in a notebook (the bytes are embedded in the notebook)."""
-    from IPython.display import Image as IPImage
+    from IPython.display import Image as IPImage  # notebooks only: not a dependency of the package
 
     return IPImage(data=Path(path).read_bytes(), format="gif")
 
@@ -313,7 +318,6 @@ def raw_vs_frame_figure(samples: dict[str, tuple[np.ndarray, np.ndarray]]) -> pl
 
 def plot_track_coverage(ax: plt.Axes, rollout: dict, title: str = "") -> None:
     """CarRacing: the track's centre line, and where the car went (coloured by time)."""
-    from wmtutor.rollouts import distance_driven, track_coverage
 
     track, xy = rollout["track"], rollout["positions"]
     loop = np.concatenate([track, track[:1]])
@@ -396,9 +400,7 @@ def latent_explorer(model, z0: np.ndarray, dims: Sequence[int], scale: int = 4):
     The picture is drawn by ``wmtutor.vae.decode_latent`` (a plain function that also runs
     headless); this only wires sliders to it.
     """
-    import ipywidgets as widgets
-
-    from wmtutor.vae import decode_latent
+    import ipywidgets as widgets  # notebooks only: scripts and workers never load it
 
     z0 = np.asarray(z0, dtype=np.float32)
     image = widgets.Image(format="png")
@@ -442,7 +444,6 @@ def latent_explorer(model, z0: np.ndarray, dims: Sequence[int], scale: int = 4):
 
 def label_frames(frames: np.ndarray, text: str, scale: int = 3) -> np.ndarray:
     """Upscale ``(T, H, W, 3)`` frames and write ``text`` in their top-left corner."""
-    from PIL import ImageDraw
 
     out = []
     for frame in upscale(frames, scale):
@@ -480,7 +481,6 @@ def agent_frames(
     ``actions`` ``(T, n)`` in each action's own range (CarRacing: steer in [-1, 1], gas
     and brake in [0, 1]) or ``(T,)`` discrete action indices, named by ``names``.
     """
-    from PIL import ImageDraw
 
     real = label_frames(frames, "real", scale)
     recon = label_frames(reconstructions, "V sees", scale)
@@ -525,7 +525,7 @@ def plot_cmaes_log(ax: plt.Axes, log: Sequence[dict], title: str = "") -> None:
 
 def episode_player(frames: np.ndarray, scale: int = 2):
     """An ipywidgets player (play button and a slider over time) for a recorded episode."""
-    import ipywidgets as widgets
+    import ipywidgets as widgets  # notebooks only: scripts and workers never load it
 
     image = widgets.Image(format="png")
     slider = widgets.IntSlider(value=0, min=0, max=len(frames) - 1, description="step")
@@ -555,9 +555,7 @@ def dream_player(env, names: Sequence[str] = ("left", "stay", "right"), scale: i
     ``wmtutor.dream.dream_step`` (a plain function that also runs headless), this only wires
     buttons to it. The buttons send the adapter's left / stay / right actions.
     """
-    import ipywidgets as widgets
-
-    from wmtutor.dream import dream_step
+    import ipywidgets as widgets  # notebooks only: scripts and workers never load it
 
     adapter = env.adapter
     actions = (adapter.low, adapter.stay, adapter.high)
@@ -615,12 +613,9 @@ def dream_vs_real_gif(spec: dict, params: np.ndarray, tau: float, path: str | os
                       seed: int = 0, max_steps: int = 600) -> Path:  # fmt: skip
     """A GIF of the agent with ``params`` in its dream at ``tau`` (the frames V decodes from
     M's z) beside the same agent in the real game, each up to ``max_steps`` steps."""
-    from wmtutor.controller import record_episode
-    from wmtutor.dream import DreamEnv, dream_episode, initial_latents
-    from wmtutor.mdnrnn import load_mdnrnn
-    from wmtutor.vae import load_vae
 
-    vae, mdnrnn = load_vae(spec["vae"]), load_mdnrnn(spec["mdnrnn"])
+    device = spec.get("device")
+    vae, mdnrnn = load_vae(spec["vae"], device=device), load_mdnrnn(spec["mdnrnn"], device=device)
     mu, _ = initial_latents(spec["latents"])
     env = DreamEnv(mdnrnn, spec["game"], mu, tau=tau, vae=vae, max_steps=max_steps)
     dreamed = dream_episode(env, params, spec["inputs"], seed=seed)
