@@ -20,6 +20,9 @@ The flags that change a size are made from the preset's dataclasses (``section_f
 field there. Every value is checked before anything runs or any folder is made (the
 sections' ``RULES``, and the types below); a user's mistake prints one line, never a
 traceback (``--debug`` or ``WMTUTOR_DEBUG=1`` shows it).
+
+Each command imports the stages it runs when it runs (inside its function): ``wmtutor
+presets`` and every ``--help`` answer at once, without loading torch or the games.
 """
 
 from __future__ import annotations
@@ -35,10 +38,7 @@ import time
 from pathlib import Path
 
 from wmtutor import layout, presets
-from wmtutor.presets import ENV_VAR, PRESETS, SettingError, get_preset
-
-GAMES = ("carracing", "doom", "pong")
-
+from wmtutor.presets import ENV_VAR, GAMES, PRESETS, SettingError, get_preset
 
 # ---------------------------------------------------------------------------------------
 # Flags: made from the preset sections, and checked types for the rest

@@ -273,9 +273,8 @@ class Preset:
 
     def game(self, name: str) -> Game:
         """The per-game sizes of ``name`` (carracing, doom or pong)."""
-        games = [f.name for f in dataclasses.fields(self) if f.type in (Game, "Game")]
-        if name not in games:
-            raise ValueError(f"unknown game {name!r}: expected one of {', '.join(games)}")
+        if name not in GAMES:
+            raise ValueError(f"unknown game {name!r}: expected one of {', '.join(GAMES)}")
         return getattr(self, name)
 
     def describe(self) -> str:
@@ -298,6 +297,8 @@ class Preset:
                 section(field.name, value, "  ")
         return "\n".join(lines)
 
+
+GAMES = tuple(f.name for f in dataclasses.fields(Preset) if f.type in (Game, "Game"))
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(

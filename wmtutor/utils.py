@@ -114,13 +114,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def _alive(pid: int) -> bool:
+    """Is process ``pid`` running? (A zombie, dead but not yet reaped, is not.)"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process: alive
         return True
-    return True
+    try:  # Linux: a killed worker whose parent died too may linger as a zombie
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def remove_stale_tmp(folder: str | os.PathLike) -> list[Path]:
