@@ -20,6 +20,7 @@ import torch
 
 from wmtutor.dream import dream_generation, dream_one_by_one
 from wmtutor.mdnrnn import MDNRNN
+from wmtutor.utils import get_device
 
 
 def main() -> None:
@@ -30,9 +31,12 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--z-dim", type=int, default=64)
     parser.add_argument("--single-episodes", type=int, default=8, help="for one-by-one")
+    parser.add_argument("--device", help="cpu, cuda (default: wmtutor's choice)")
     args = parser.parse_args()
+    device = get_device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     torch.manual_seed(0)
-    m = MDNRNN(args.z_dim, 3, args.hidden).eval()
+    m = MDNRNN(args.z_dim, 3, args.hidden).to(device).eval()
     with torch.no_grad():
         m.done_head.bias.fill_(-50.0)  # never done: every episode runs all its steps
     rng = np.random.default_rng(0)
@@ -41,16 +45,20 @@ def main() -> None:
     B = args.popsize * args.trials
     rows = []
     for precision in ("fp32", "bf16"):
+        dream_generation(m, "doom", params, z0, args.trials, max_steps=3, precision=precision)
+        sync()
         start = time.perf_counter()
         dream_generation(m, "doom", params, z0, args.trials, max_steps=args.steps,
                          precision=precision)  # fmt: skip
+        sync()
         rows.append((f"batched, {B} dreams at once, {precision}",
                      B * args.steps / (time.perf_counter() - start)))  # fmt: skip
     n = args.single_episodes
     start = time.perf_counter()
     dream_one_by_one(m, "doom", params[:n], z0, 1, max_steps=args.steps, shared_noise=False)
     single = n * args.steps / (time.perf_counter() - start)
-    print(f"Dream steps/s, M hidden {args.hidden}, z {args.z_dim}, {args.steps} steps per dream\n")
+    print(f"Dream steps/s on {device}, M hidden {args.hidden}, z {args.z_dim}, "
+          f"{args.steps} steps per dream\n")  # fmt: skip
     print("| how | dream steps/s | × one by one |\n|---|---:|---:|")
     print(f"| one episode at a time ({n} episodes) | {single:.0f} | 1.0 |")
     for name, speed in rows:

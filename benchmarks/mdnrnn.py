@@ -22,15 +22,18 @@ import json, resource, sys, time
 import torch
 from wmtutor.mdnrnn import MDNRNN, mdnrnn_loss
 from wmtutor.training import autocast
+from wmtutor.utils import get_device
 precision, seconds = sys.argv[1], float(sys.argv[6])
 batch, length, hidden, z_dim = map(int, sys.argv[2:6])
+device = get_device(sys.argv[7] or None)
 torch.manual_seed(0)
-model = MDNRNN(z_dim, 3, hidden)
+model = MDNRNN(z_dim, 3, hidden).to(device)
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-z, a = torch.randn(batch, length, z_dim), torch.randn(batch, length, 3)
-reward, done = torch.zeros(batch, length), torch.zeros(batch, length)
-mask = torch.ones(batch, length)
-device = torch.device("cpu")
+z = torch.randn(batch, length, z_dim, device=device)
+a = torch.randn(batch, length, 3, device=device)
+reward = torch.zeros(batch, length, device=device)
+done, mask = torch.zeros_like(reward), torch.ones_like(reward)
+sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
 def step():
     with autocast(precision, device):
@@ -43,17 +46,23 @@ def step():
 
 for _ in range(3):
     step()
+sync()
 n, start = 0, time.perf_counter()
 while time.perf_counter() - start < seconds:
     step()
     n += batch * length
+sync()
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"steps_per_s": n / (time.perf_counter() - start), "peak_mib": peak}))
+if device.type == "cuda":
+    peak = torch.cuda.max_memory_allocated(device) / 2**20  # the GPU's memory, not the host's
+rate = n / (time.perf_counter() - start)
+print(json.dumps({"steps_per_s": rate, "peak_mib": peak, "device": str(device)}))
 """
 
 
-def measure(precision: str, batch: int, length: int, hidden: int, z_dim: int, seconds: float):
-    args = [precision, batch, length, hidden, z_dim, seconds]
+def measure(precision: str, batch: int, length: int, hidden: int, z_dim: int, seconds: float,
+            device: str = ""):  # fmt: skip
+    args = [precision, batch, length, hidden, z_dim, seconds, device]
     out = subprocess.run(
         [sys.executable, "-c", CHILD, *map(str, args)], capture_output=True, text=True, check=True
     )
@@ -66,13 +75,15 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--device", default="", help="cpu, cuda (default: wmtutor's choice)")
     args = parser.parse_args()
     sizes = [("CarRacing-sized", 256, 32), ("Doom-sized (paper)", 512, 64)]
     results: dict[tuple, list[dict]] = {}
     for _ in range(args.rounds):
         for name, hidden, z_dim in sizes:
             for precision in ("fp32", "bf16"):
-                row = measure(precision, args.batch, args.length, hidden, z_dim, args.seconds)
+                row = measure(precision, args.batch, args.length, hidden, z_dim, args.seconds,
+                              args.device)  # fmt: skip
                 results.setdefault((name, precision), []).append(row)
     print(
         f"MDN-RNN training, batch {args.batch} × length {args.length}, "

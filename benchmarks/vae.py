@@ -26,14 +26,16 @@ CHILD = r"""
 import json, resource, sys, time
 import torch
 from wmtutor.training import autocast
+from wmtutor.utils import get_device
 from wmtutor.vae import ConvVAE, to_input, vae_loss
 mode, precision = sys.argv[1], sys.argv[2]
 batch, seconds, z_dim = int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+device = get_device(sys.argv[6] or None)
 torch.manual_seed(0)
-model = ConvVAE(z_dim)
+model = ConvVAE(z_dim).to(device)
 opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
-frames = torch.randint(0, 256, (batch, 64, 64, 3), dtype=torch.uint8)
-device = torch.device("cpu")
+frames = torch.randint(0, 256, (batch, 64, 64, 3), dtype=torch.uint8, device=device)
+sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
 def step():
     x = to_input(frames)
@@ -50,19 +52,34 @@ def step():
 
 for _ in range(3):
     step()
+sync()
 n, start = 0, time.perf_counter()
 while time.perf_counter() - start < seconds:
     step()
     n += batch
+sync()
 fps = n / (time.perf_counter() - start)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"fps": fps, "peak_mib": peak}))
+if device.type == "cuda":
+    peak = torch.cuda.max_memory_allocated(device) / 2**20  # the GPU's memory, not the host's
+print(json.dumps({"fps": fps, "peak_mib": peak, "device": str(device)}))
 """
 
 
-def measure(mode: str, precision: str, batch: int, seconds: float, z_dim: int) -> dict:
+def measure(mode: str, precision: str, batch: int, seconds: float, z_dim: int,
+            device: str = "") -> dict:  # fmt: skip
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, mode, precision, str(batch), str(seconds), str(z_dim)],
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            mode,
+            precision,
+            str(batch),
+            str(seconds),
+            str(z_dim),
+            device,
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         check=True,
@@ -70,7 +87,7 @@ def measure(mode: str, precision: str, batch: int, seconds: float, z_dim: int) -
     return json.loads(out.stdout)
 
 
-def quality(rollouts: str, epochs: int, game: str) -> None:
+def quality(rollouts: str, epochs: int, game: str, device: str = "") -> None:
     import dataclasses
     import tempfile
     import time
@@ -86,7 +103,7 @@ def quality(rollouts: str, epochs: int, game: str) -> None:
         cfg = dataclasses.replace(config, epochs=epochs, precision=precision)
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            log = train_vae(rollouts, f"{tmp}/vae.pt", cfg, progress=False)
+            log = train_vae(rollouts, f"{tmp}/vae.pt", cfg, device=device, progress=False)
             wall = time.perf_counter() - start
         for r in (r for r in log if r["kind"] == "epoch" and r["epoch"] > 0):
             print(
@@ -106,9 +123,10 @@ def main() -> None:
     parser.add_argument("--quality", metavar="ROLLOUTS", help="train fp32 and bf16 on these")
     parser.add_argument("--epochs", type=int, default=2, help="with --quality")
     parser.add_argument("--game", default="carracing", help="with --quality: whose preset")
+    parser.add_argument("--device", default="", help="cpu, cuda (default: wmtutor's choice)")
     args = parser.parse_args()
     if args.quality:
-        quality(args.quality, args.epochs, args.game)
+        quality(args.quality, args.epochs, args.game, args.device or None)
         return
 
     jobs = [("train", b) for b in args.batches] + [("encode", args.encode_batch)]
@@ -116,10 +134,12 @@ def main() -> None:
     for _ in range(args.rounds):
         for mode, batch in jobs:
             for precision in ("fp32", "bf16"):
-                row = measure(mode, precision, batch, args.seconds, args.z_dim)
+                row = measure(mode, precision, batch, args.seconds, args.z_dim, args.device)
                 results.setdefault((mode, batch, precision), []).append(row)
 
-    print(f"ConvVAE(z_dim={args.z_dim}), median of {args.rounds} rounds of {args.seconds:g} s\n")
+    device = next(iter(results.values()))[0]["device"]
+    print(f"ConvVAE(z_dim={args.z_dim}) on {device}, median of {args.rounds} rounds of "
+          f"{args.seconds:g} s\n")  # fmt: skip
     print("| work | batch | fp32 frames/s | bf16 frames/s | bf16 / fp32 | peak MiB fp32 / bf16 |")
     print("|---|---:|---:|---:|---:|---:|")
     for mode, batch in jobs:

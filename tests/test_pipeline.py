@@ -5,7 +5,8 @@ import json
 import pytest
 
 from wmtutor.cli import main as cli_main
-from wmtutor.pipeline import stage_names
+from wmtutor.pipeline import TEST_SEED, VALIDATION_SEED, choose_round, stage_names
+from wmtutor.rollouts import rollout_seed
 
 
 def test_the_pipeline_runs_every_stage_then_resumes_without_redoing_them(
@@ -16,18 +17,21 @@ def test_the_pipeline_runs_every_stage_then_resumes_without_redoing_them(
     out = capsys.readouterr().out
     folder = tmp_path / "doom" / "tiny" / "seed0"
     record = json.loads((folder / "pipeline.json").read_text())
-    assert (
-        list(record["stages"])
-        == stage_names(1)
-        == ["gather", "vae", "encode", "mdnrnn", "controller", "round1", "evaluate", "gifs"]
-    )
+    assert list(record["stages"]) == stage_names(1) == [
+        "gather", "vae", "encode", "mdnrnn", "controller", "round1", "validate", "evaluate",
+        "gifs"]  # fmt: skip
     assert all(seconds >= 0 for seconds in record["stages"].values())
-    assert [r["round"] for r in record["results"]] == [0, 1] and record["seed"] == 0
+    assert [r["round"] for r in record["validation"]] == [0, 1] and record["seed"] == 0
+    assert all(r["episodes"] == 2 for r in record["validation"])  # tiny: 2 validation episodes
+    chosen = record["chosen_round"]
+    assert record["validation"][chosen]["real_mean"] == max(
+        r["real_mean"] for r in record["validation"]
+    )
     result = record["result"]
-    assert result == record["results"][1] and result["episodes"] == 4 and len(result["real"]) == 4
+    assert result["round"] == chosen and result["episodes"] == 4 and len(result["real"]) == 4
     assert 1 <= result["real_mean"] <= 20 and result["dream_mean"] >= 1  # tiny cap: 20 steps
-    assert "C trained in the dream, 4 real episodes" in out and "in its dream (tau 1.15)" in out
-    assert "after 1 round(s) of iterative training" in out
+    assert f"test of round {chosen}'s C, 4 real episodes" in out and "<- shipped" in out
+    assert "in its dream (tau 1.15)" in out and "after 1 round(s) of iterative training" in out
     # round 1: the first C's real episodes recorded, encoded, and M trained on them too
     dream = folder / "dream_zch_tau1.15"
     round1 = dream / "round1"
@@ -131,3 +135,12 @@ def test_a_bad_flag_is_refused_in_one_line_before_anything_is_made(
     assert exit_info.value.code == 2 and message in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 2
     assert not (tmp_path / "runs").exists()  # refused before any folder was made
+
+
+def test_validation_and_test_episodes_never_meet_and_choose_the_best_round():
+    test = {rollout_seed(TEST_SEED, 0, j) for j in range(1000)}
+    validation = {rollout_seed(VALIDATION_SEED, 0, j) for j in range(1000)}
+    training = {rollout_seed(s, g, j) for s in range(3) for g in range(200) for j in range(16)}
+    assert not test & validation and not (test | validation) & training
+    rows = [{"real_mean": 300.0}, {"real_mean": 800.0}, {"real_mean": 800.0}]
+    assert choose_round(rows) == 1  # the best; on a tie, the earlier round

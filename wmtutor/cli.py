@@ -70,6 +70,30 @@ def _finite(text: str) -> float:
     return value
 
 
+def _out_dir(text: str) -> str:
+    """An output folder: it may not exist yet, but no part of it may be a file."""
+    path = Path(text).expanduser()
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise argparse.ArgumentTypeError(f"{text!r}: {part} is a file, not a folder")
+            break
+    return str(path)
+
+
+def _existing(kind: str):
+    def parse(text: str) -> str:
+        path = Path(text).expanduser()
+        if not path.exists():
+            raise argparse.ArgumentTypeError(f"{text!r}: no such {kind}")
+        if (kind == "folder") != path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r}: not a {kind}")
+        return str(path)
+
+    parse.__name__ = f"existing {kind}"
+    return parse
+
+
 def _field_comments(cls: type) -> dict[str, str]:
     """The comment beside each field in the class's source: ``name: int  # comment``."""
     found = {}
@@ -358,12 +382,17 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
     print(f"\n{args.env}, preset {run.preset}, seed {run.seed}: every stage in {minutes:.1f} min")
     for name, seconds in record["stages"].items():
         print(f"  {name:<10} {seconds:8.1f} s")
-    for k, r in enumerate(record["results"]):
+    print("validation (real episodes that choose the round to ship, not the test's):")
+    for k, r in enumerate(record["validation"]):
         label = "C trained in the dream" if k == 0 else f"after {k} round(s) of iterative training"
-        print(f"{label}, {r['episodes']} real episodes:")
-        print(f"  real game:                {r['real_mean']:.1f} ± {r['real_std']:.1f}")
-        print(f"  random play, same seeds:  {r['random_mean']:.1f} ± {r['random_std']:.1f}")
-        print(f"  in its dream (tau {r['tau']:g}):  {r['dream_mean']:.1f} ± {r['dream_std']:.1f}")
+        chosen = "  <- shipped" if k == record["chosen_round"] else ""
+        print(f"  {label:<42} {r['real_mean']:7.1f} ± {r['real_std']:.1f}{chosen}")
+    r, k = record["result"], record["chosen_round"]
+    print(f"test of round {k}'s C, {r['episodes']} real episodes (used once):")
+    print(f"  real game:                {r['real_mean']:.1f} ± {r['real_std']:.1f} "
+          f"(median {r['real_median']:.1f})")  # fmt: skip
+    print(f"  random play, same seeds:  {r['random_mean']:.1f} ± {r['random_std']:.1f}")
+    print(f"  in its dream (tau {r['tau']:g}):  {r['dream_mean']:.1f} ± {r['dream_std']:.1f}")
     for path in record.get("gifs", []):
         print(f"GIF: {path}")
 
@@ -420,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     common_flags(p, device=False)
     section_flags(p, presets.Data)
     p.add_argument("--workers", type=_count(1), help="processes (default: one per core)")
-    p.add_argument("--out", help="folder (default: runs/<env>/<preset>/seed<seed>/rollouts)")
+    p.add_argument("--out", type=_out_dir,
+                   help="folder (default: runs/<env>/<preset>/seed<seed>/rollouts)")  # fmt: skip
 
     p = command("train-vae", cmd_train_vae, "train V (the VAE) on a game's rollouts "
                 "(resumable)", "Train the convolutional VAE on the frames of the rollouts, "
@@ -428,8 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "re-running resumes after the last one.")  # fmt: skip
     common_flags(p)
     section_flags(p, presets.VAE)
-    p.add_argument("--rollouts-dir", help="rollout folder (default: the run's)")
-    p.add_argument("--out", help="folder for vae.pt and its log (default: the run's)")
+    p.add_argument("--rollouts-dir", type=_existing("folder"),
+                   help="rollout folder (default: the run's)")  # fmt: skip
+    p.add_argument("--out", type=_out_dir,
+                   help="folder for vae.pt and its log (default: the run's)")  # fmt: skip
     p.add_argument("--restart", action="store_true", help="train from scratch, replacing vae.pt")
 
     p = command("encode", cmd_encode, "encode every rollout into V's latent statistics",
@@ -438,9 +470,11 @@ def build_parser() -> argparse.ArgumentParser:
                 "M's training data. Re-running encodes only what is missing or broken."
                 )  # fmt: skip
     common_flags(p)
-    p.add_argument("--vae", help="V's checkpoint (default: the run's vae.pt)")
-    p.add_argument("--rollouts-dir", help="rollout folder (default: the run's)")
-    p.add_argument("--out", help="output folder (default: the run's latents/)")
+    p.add_argument("--vae", type=_existing("file"),
+                   help="V's checkpoint (default: the run's vae.pt)")  # fmt: skip
+    p.add_argument("--rollouts-dir", type=_existing("folder"),
+                   help="rollout folder (default: the run's)")  # fmt: skip
+    p.add_argument("--out", type=_out_dir, help="output folder (default: the run's latents/)")
 
     p = command("train-mdnrnn", cmd_train_mdnrnn, "train M (the MDN-RNN) on a game's encoded "
                 "rollouts (resumable)", "Train the MDN-RNN on windows of the encoded rollouts, "
@@ -448,8 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "checkpoint is written after each epoch; re-running resumes.")  # fmt: skip
     common_flags(p)
     section_flags(p, presets.MDNRNN)
-    p.add_argument("--latents-dir", help="encoded rollouts (default: the run's latents/)")
-    p.add_argument("--out", help="folder for mdnrnn.pt and its log (default: the run's)")
+    p.add_argument("--latents-dir", type=_existing("folder"),
+                   help="encoded rollouts (default: the run's latents/)")  # fmt: skip
+    p.add_argument("--out", type=_out_dir,
+                   help="folder for mdnrnn.pt and its log (default: the run's)")  # fmt: skip
     p.add_argument("--restart", action="store_true", help="train from scratch, replacing it")
 
     def agent_flags(p: argparse.ArgumentParser) -> None:
@@ -470,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "after each generation; re-running resumes.")  # fmt: skip
     agent_flags(p)
     section_flags(p, presets.Controller)
-    p.add_argument("--out", help="folder (default: the run's controller folder)")
+    p.add_argument("--out", type=_out_dir, help="folder (default: the run's controller folder)")
     p.add_argument("--restart", action="store_true", help="start over, replacing the state")
 
     p = command("evaluate", cmd_evaluate, "play N episodes with the trained agent; random "
@@ -480,7 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     agent_flags(p)
     section_flags(p, presets.Controller, only=("inputs", "max_steps"))
     p.add_argument("--episodes", type=_count(1), default=100, help="episodes (the paper's 100)")
-    p.add_argument("--controller", help="controller folder (default: the run's)")
+    p.add_argument("--controller", type=_existing("folder"),
+                   help="controller folder (default: the run's)")  # fmt: skip
     p.add_argument("--params", choices=("best", "mean"), default="mean",
                    help="the search's mean (default) or the best candidate seen")  # fmt: skip
 

@@ -42,7 +42,8 @@ VAE = "vae.pt"
 MDNRNN = "mdnrnn.pt"
 CONTROLLER_STATE = "state.npz"
 CONTROLLER_LOG = "log.json"
-RESULTS = "results.json"
+RESULTS = "results.json"  # the real-game test (test seeds)
+VALIDATION = "validation.json"  # real episodes of the validation seeds
 PIPELINE = "pipeline.json"
 DREAM_VS_REAL_GIF = "dream_vs_real.gif"
 

@@ -45,7 +45,7 @@ from wmtutor.controller import (
 from wmtutor.datasets import rollout_files
 from wmtutor.dream import InDream, check_dream
 from wmtutor.files import read_manifest
-from wmtutor.layout import MANIFEST, RESULTS, Run
+from wmtutor.layout import MANIFEST, RESULTS, VALIDATION, Run
 from wmtutor.mdnrnn import MDNRNN, load_mdnrnn, train_mdnrnn
 from wmtutor.presets import Preset
 from wmtutor.rollouts import gather, rollout_seed
@@ -54,7 +54,10 @@ from wmtutor.utils import atomic_path, get_device
 from wmtutor.vae import ConvVAE, encode_rollouts, load_vae, train_vae
 from wmtutor.viz import dream_vs_real_gif
 
-TEST_SEED = 10_000  # the real-game test's episode seeds derive from this (never trained on)
+# Real-game episode seeds: training uses the run's seed; the rounds of iterative training
+# are chosen on VALIDATION_SEED's episodes; the final test is TEST_SEED's, used once.
+VALIDATION_SEED = 20_000
+TEST_SEED = 10_000
 
 
 def make_run(game: str, preset: Preset | str | None = None, seed: int | None = None) -> Run:
@@ -357,6 +360,42 @@ def get_score(
     return result
 
 
+def get_validation(
+    game: str,
+    preset: Preset | str | None = None,
+    tau: float | None = None,
+    *,
+    round: int = 0,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> dict:
+    """Round ``round``'s C on the preset's ``dream.validation_episodes`` real episodes of
+    the validation seeds (never the test's): what chooses the round to ship. Cached in the
+    controller's ``validation.json``; the same dict as ``score_controller`` (no dream)."""
+    run = make_run(game, preset, seed)
+    dream = _dream_config(run, tau)
+    params, log, spec = get_dream_controller(game, preset, dream.tau, round=round, seed=run.seed,
+                                             device=device, progress=progress)  # fmt: skip
+    episodes = run.sizes.dream.validation_episodes
+    path = run.dream_controller(round, dream.tau) / VALIDATION
+    if path.exists():
+        result = json.loads(path.read_text())
+        if result.get("generation") == len(log) and result.get("episodes") == episodes:
+            return result
+    result = score_controller(spec, params, episodes, run.sizes.controller.max_steps,
+                              seed=VALIDATION_SEED, progress=progress)  # fmt: skip
+    result.update(generation=len(log), round=round)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def choose_round(validations: list[dict]) -> int:
+    """The round to ship: the best mean on the validation episodes (the earliest on a tie)."""
+    return max(range(len(validations)), key=lambda k: (validations[k]["real_mean"], -k))
+
+
 def tau_sweep(game: str = "doom", preset: Preset | str | None = None, *,
               seed: int | None = None, device: str | torch.device | None = None,
               progress: bool = True) -> list[dict]:  # fmt: skip
@@ -391,7 +430,7 @@ SHARED_STAGES = ("gather", "vae", "encode", "mdnrnn")
 def stage_names(rounds: int) -> list[str]:
     """The stages in order, with one ``round<k>`` stage per round of iterative training."""
     return [*SHARED_STAGES, "controller", *(f"round{k}" for k in range(1, rounds + 1)),
-            "evaluate", "gifs"]  # fmt: skip
+            "validate", "evaluate", "gifs"]  # fmt: skip
 
 
 def run_pipeline(
@@ -407,12 +446,15 @@ def run_pipeline(
     """Run every stage for ``game`` (trained in the dream at ``tau``); return the record.
 
     gather -> vae -> encode -> mdnrnn -> controller (in the dream) -> round1 ... (the
-    preset's ``dream.rounds`` rounds of iterative training) -> evaluate -> gifs. Each
-    stage resumes: a stage already done costs only the check. The record (``pipeline.json``
-    in the run's folder, rewritten after each stage) has ``stages`` (``{name: seconds}``,
-    the time of the run that did the work), ``total_seconds``, ``results`` (one per
-    round: real-game, random and dream scores, see ``score_controller``), ``result`` (the
-    last round's) and ``gifs``; ``dreams`` keeps the record of every other ``tau``.
+    preset's ``dream.rounds`` rounds of iterative training) -> validate (every round's C
+    on the validation episodes) -> evaluate (the best of them, chosen on validation
+    alone, on the test episodes: the only time they are played) -> gifs. Each stage
+    resumes: a stage already done costs only the check. The record (``pipeline.json`` in
+    the run's folder, rewritten after each stage) has ``stages`` (``{name: seconds}``, the
+    time of the run that did the work), ``total_seconds``, ``validation`` (one per round),
+    ``chosen_round``, ``result`` (the chosen round's test: real-game, random and dream
+    scores, see ``score_controller``) and ``gifs``; ``dreams`` keeps the record of every
+    other ``tau``.
     """
     run = make_run(game, preset, seed)
     device = get_device(device)
@@ -429,6 +471,7 @@ def run_pipeline(
     stages.update(dreams.get(key, {}).get("stages", {}))
     record["stages"] = stages
     common = dict(seed=run.seed, device=device, progress=progress)
+    validations: list[dict] = []
     results: list[dict] = []
 
     def gifs() -> None:
@@ -451,15 +494,18 @@ def run_pipeline(
             )
             for k in range(1, rounds + 1)
         },  # fmt: skip
-        "evaluate": lambda: results.extend(
-            get_score(game, preset, dream.tau, round=k, **common) for k in range(rounds + 1)
+        "validate": lambda: validations.extend(
+            get_validation(game, preset, dream.tau, round=k, **common) for k in range(rounds + 1)
+        ),
+        "evaluate": lambda: results.append(
+            get_score(game, preset, dream.tau, round=choose_round(validations), **common)
         ),
         "gifs": gifs,
     }
 
     def save() -> None:
-        dreams[key] = {k: record[k] for k in ("stages", "results", "result", "gifs")
-                       if k in record}  # fmt: skip
+        dreams[key] = {k: record[k] for k in ("stages", "validation", "chosen_round", "result",
+                                              "gifs") if k in record}  # fmt: skip
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(record, indent=1))
 
@@ -475,7 +521,8 @@ def run_pipeline(
         save()
     record["stages"] = {k: stages[k] for k in stage_names(rounds)}
     record["total_seconds"] = round(sum(record["stages"].values()), 1)
-    record["results"] = results
+    record["validation"] = [{k: v for k, v in r.items() if k != "real"} for r in validations]
+    record["chosen_round"] = choose_round(validations)
     record["result"] = results[-1]
     save()
     return record

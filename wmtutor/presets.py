@@ -229,7 +229,8 @@ class Dream(Section):
     """
 
     RULES = dict(tau=Rule("number", 0, 5), done_threshold=FRACTION, precision=PRECISION,
-                 real_episodes=COUNT, taus=Rule("number", 0, 5), sweep_generations=COUNT0,
+                 real_episodes=COUNT, validation_episodes=COUNT, taus=Rule("number", 0, 5),
+                 sweep_generations=COUNT0,
                  sweep_episodes=COUNT0, rounds=COUNT0, round_episodes=COUNT,
                  round_epochs=COUNT0, round_sigma=NONNEG)  # fmt: skip
 
@@ -237,6 +238,7 @@ class Dream(Section):
     done_threshold: float = 0.5  # a dream ends when M's P(done) exceeds this
     precision: str = "fp32"  # fp32 | bf16 (autocast on M's matrix multiplies)
     real_episodes: int = 100  # the final test in the real game (the paper's 100)
+    validation_episodes: int = 30  # real episodes per round that choose the round to ship
     taus: tuple[float, ...] = (0.1, 0.5, 1.0, 1.15, 1.3)  # the temperature sweep
     sweep_generations: int = 0  # CMA-ES generations per tau of the sweep (0: no sweep)
     sweep_episodes: int = 0  # real-game episodes per tau of the sweep
@@ -330,6 +332,7 @@ PRESETS: dict[str, Preset] = {
             ),
             dream=Dream(
                 real_episodes=4,
+                validation_episodes=2,
                 sweep_generations=2,
                 sweep_episodes=2,
                 rounds=1,

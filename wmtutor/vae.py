@@ -318,6 +318,8 @@ def encode_rollouts(
     """
     out_dir = Path(out_dir)
     device = get_device(device)
+    if not Path(vae_path).is_file():
+        raise FileNotFoundError(f"{vae_path}: no such checkpoint (`wmtutor train-vae` makes one)")
     source = read_manifest(rollouts)
     vae_digest = digest(vae_path)
     model = load_vae(vae_path, device=device)
