@@ -1,7 +1,8 @@
 """How fast V trains and encodes on this machine, in fp32 and bf16, and its peak memory.
 
     python benchmarks/vae.py                  # batch 64 and 128, fp32 and bf16, 2 rounds
-    python benchmarks/vae.py --quality runs/carracing/laptop/rollouts --epochs 2
+    python benchmarks/vae.py --quality runs/carracing/laptop/seed0/rollouts --epochs 2
+    python benchmarks/vae.py --loader runs/doom/laptop/seed0/rollouts   # the data loader alone
 
 The second form trains V twice on real rollouts, fp32 then bf16 (the laptop preset's
 other settings), and prints the held-out loss after each epoch: bf16 is offered only
@@ -113,6 +114,47 @@ def quality(rollouts: str, epochs: int, game: str, device: str = "") -> None:
             )
 
 
+def loader(rollouts: str, batch: int, seconds: float, rounds: int) -> None:
+    """Frames/s the data loader delivers (no model): a frame at a time through the
+    DataLoader's collate, against whole batches cut from the buffer, 0 and 2 workers.
+    The three alternate, ``rounds`` times; the median is shown."""
+    import time
+
+    from torch.utils.data import DataLoader
+
+    from wmtutor.datasets import FrameDataset
+
+    def rate(kind: str) -> float:
+        if kind == "frames":
+            ds = FrameDataset(rollouts, seed=0)
+            it = iter(DataLoader(ds, batch_size=batch))
+        else:
+            ds = FrameDataset(rollouts, seed=0, batch_size=batch)
+            it = iter(DataLoader(ds, batch_size=None, num_workers=int(kind[-1])))
+        n, start = 0, None
+        for frames in it:
+            if start is None:  # the first batch pays for starting workers, filling buffers
+                start = time.perf_counter()
+                continue
+            n += len(frames)
+            if time.perf_counter() - start > seconds:
+                break
+        return n / (time.perf_counter() - start)
+
+    kinds = {"frames": "a frame at a time, collated (before)", "batches0": "whole batches, "
+             "no workers", "batches2": "whole batches, 2 loader workers"}  # fmt: skip
+    results = {k: [] for k in kinds}
+    for _ in range(rounds):
+        for kind in kinds:
+            results[kind].append(rate(kind))
+    base = statistics.median(results["frames"])
+    print(f"V's data loader alone, batches of {batch} from {rollouts}, median of {rounds}\n")
+    print("| loader | frames/s | × before |\n|---|---:|---:|")
+    for kind, label in kinds.items():
+        f = statistics.median(results[kind])
+        print(f"| {label} | {f:.0f} | {f / base:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 128])
@@ -124,7 +166,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="with --quality")
     parser.add_argument("--game", default="carracing", help="with --quality: whose preset")
     parser.add_argument("--device", default="", help="cpu, cuda (default: wmtutor's choice)")
+    parser.add_argument("--loader", metavar="ROLLOUTS", help="time the data loader on these")
     args = parser.parse_args()
+    if args.loader:
+        loader(args.loader, args.batches[0], args.seconds, args.rounds)
+        return
     if args.quality:
         quality(args.quality, args.epochs, args.game, args.device or None)
         return

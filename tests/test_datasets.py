@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from wmtutor.datasets import FrameDataset, SequenceDataset, rollout_files
-from wmtutor.rollouts import RolloutFileError, load_rollout
+from wmtutor.files import RolloutFileError, load_rollout
 
 
 def write_rollouts(folder, lengths, seed=0):
@@ -53,6 +53,28 @@ def test_every_frame_comes_once_per_epoch_shuffled(tmp_path):
     batches = list(DataLoader(FrameDataset(folder, buffer_size=16), batch_size=25, num_workers=2))
     assert batches[0].shape == (25, 64, 64, 3) and batches[0].dtype == torch.uint8
     assert sorted(codes(torch.cat(batches).numpy())) == expected  # 2 workers: no repeats
+
+
+def test_whole_batches_hold_every_frame_once_as_the_single_frames_do(tmp_path):
+    lengths = [30, 50, 7, 40]
+    folder = write_rollouts(tmp_path / "r", lengths)
+    expected = sorted((i, t) for i, T in enumerate(lengths) for t in range(T))
+    ds = FrameDataset(folder, buffer_size=16, seed=0, batch_size=10)
+    batches = list(ds)
+    assert all(b.shape[1:] == (64, 64, 3) and b.dtype == np.uint8 for b in batches)
+    assert [len(b) for b in batches[:-1]] == [10] * (len(batches) - 1)
+    epoch0 = codes(np.concatenate(batches))
+    assert sorted(epoch0) == expected and epoch0 != expected  # all of them, shuffled
+    assert codes(np.concatenate(list(ds))) == epoch0  # the same seed and epoch: same order
+    ds.set_epoch(1)
+    assert codes(np.concatenate(list(ds))) != epoch0
+    for workers in (0, 2):
+        loader = DataLoader(ds, batch_size=None, num_workers=workers)
+        assert sorted(codes(torch.cat(list(loader)).numpy())) == expected
+    ordered = FrameDataset(folder, shuffle=False, batch_size=10)
+    assert codes(np.concatenate(list(ordered))) == expected
+    with pytest.raises(ValueError, match="batch_size"):
+        FrameDataset(folder, batch_size=0)
 
 
 def test_memory_is_bounded_by_the_buffer_not_the_data(tmp_path):

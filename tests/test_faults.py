@@ -161,3 +161,34 @@ def test_a_controller_killed_midway_leaves_no_worker_and_resumes_exactly(tmp_pat
     with np.load(state) as a, np.load(tmp_path / "straight" / "state.npz") as b:
         np.testing.assert_array_equal(a["es_mean"], b["es_mean"])
         np.testing.assert_array_equal(a["best_params"], b["best_params"])
+
+
+def cli(args: list[str], env: dict) -> None:
+    subprocess.run([sys.executable, "-c", "from wmtutor.cli import main; main()", *args],
+                   env=env, check=True, capture_output=True)  # fmt: skip
+
+
+def test_an_mdnrnn_and_an_encode_killed_midway_resume_to_an_uninterrupted_result(tmp_path, env):
+    cli(["gather", "--env", "pong", *TINY, "--n-rollouts", "24", "--workers", "1"], env)
+    cli(["train-vae", "--env", "pong", *TINY, "--epochs", "1", "--device", "cpu"], env)
+    run = tmp_path / "runs" / "pong" / "tiny" / "seed0"
+    encode = ["encode", "--env", "pong", *TINY, "--device", "cpu"]
+    some = lambda: len(list((run / "latents").glob("rollout_*.npz"))) >= 2  # noqa: E731
+    kill_midway(encode, env, some, seed=4)
+    cli(encode, env)
+    cli([*encode, "--out", str(tmp_path / "straight_z")], env)
+    for entry in read_manifest(run / "latents")["files"]:
+        a = load_rollout(run / "latents" / entry["file"])
+        b = load_rollout(tmp_path / "straight_z" / entry["file"])
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    m = ["train-mdnrnn", "--env", "pong", *TINY, "--epochs", "6", "--device", "cpu"]
+    kill_midway(m, env, lambda: (run / "mdnrnn.pt").exists(), seed=5)
+    cli(m, env)
+    cli([*m, "--out", str(tmp_path / "straight_m")], env)
+    a = load_checkpoint(run / "mdnrnn.pt")
+    b = load_checkpoint(tmp_path / "straight_m" / "mdnrnn.pt")
+    assert a["epoch"] == b["epoch"] == 6
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key])
+    assert not list(run.glob(".*.tmp")) and not list((run / "latents").glob(".*.tmp"))

@@ -107,7 +107,8 @@ class _Streaming(IterableDataset):
 
 
 class FrameDataset(_Streaming):
-    """Every frame of every rollout, one ``(64, 64, 3)`` uint8 array at a time, shuffled.
+    """Every frame of every rollout, shuffled: one ``(64, 64, 3)`` uint8 array at a time,
+    or with ``batch_size`` whole batches ``(batch_size, 64, 64, 3)``.
 
     Args:
         source: a rollout folder or a list of ``.npz`` files.
@@ -115,6 +116,10 @@ class FrameDataset(_Streaming):
         shuffle: shuffle the file order and mix frames through the buffer.
         seed: the shuffle's seed (the order also changes with ``set_epoch``).
         skip_corrupt: skip unreadable files with a warning instead of raising.
+        batch_size: yield batches, cut from a NumPy buffer in one vectorised step each
+            (what a GPU needs: a frame at a time, Python and the DataLoader's collate
+            cost more than the model). Use it with ``DataLoader(dataset, batch_size=None,
+            num_workers=k)``; the last batch of each worker may be smaller.
     """
 
     def __init__(
@@ -124,10 +129,14 @@ class FrameDataset(_Streaming):
         shuffle: bool = True,
         seed: int = 0,
         skip_corrupt: bool = False,
+        batch_size: int | None = None,
     ):
         super().__init__(
             source, buffer_size=buffer_size, shuffle=shuffle, seed=seed, skip_corrupt=skip_corrupt
         )
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
 
     def _items(self, rng: np.random.Generator, files: list[Path]) -> Iterator[np.ndarray]:
         for path in files:
@@ -135,6 +144,50 @@ class FrameDataset(_Streaming):
             if data is not None:
                 for frame in data["frames"]:
                     yield frame.copy()  # a copy: a view would keep the whole file alive
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self.batch_size is None:
+            yield from super().__iter__()
+            return
+        rng, files = self._rng_and_files()
+        out: list[np.ndarray] = []
+        for frames in self._batches(rng, files):
+            out.append(frames)
+            while sum(len(f) for f in out) >= self.batch_size:
+                joined = np.concatenate(out)
+                yield joined[: self.batch_size]
+                out = [joined[self.batch_size :]]
+        rest = np.concatenate(out) if out else np.empty((0, 64, 64, 3), np.uint8)
+        for i in range(0, len(rest), self.batch_size):
+            yield rest[i : i + self.batch_size]
+
+    def _batches(self, rng: np.random.Generator, files: list[Path]) -> Iterator[np.ndarray]:
+        """The reservoir of the single-frame path, k frames at a time: each new frame takes
+        the slot of a buffered one drawn at random, which leaves."""
+        buffer = np.empty((self.buffer_size, 64, 64, 3), np.uint8)
+        n = 0
+        for path in files:
+            data = self._load(path, ["frames"])
+            if data is None:
+                continue
+            frames = data["frames"]
+            if not self.shuffle:
+                yield frames
+                continue
+            i = 0
+            while i < len(frames):
+                if n < self.buffer_size:  # filling the buffer
+                    take = min(self.buffer_size - n, len(frames) - i)
+                    buffer[n : n + take] = frames[i : i + take]
+                    n, i = n + take, i + take
+                    continue
+                take = min(self.batch_size, len(frames) - i)
+                slots = rng.choice(self.buffer_size, take, replace=False)
+                yield buffer[slots]  # fancy indexing copies: the buffer can be refilled
+                buffer[slots] = frames[i : i + take]
+                i += take
+        if self.shuffle:
+            yield buffer[rng.permutation(n)]
 
 
 class SequenceDataset(_Streaming):

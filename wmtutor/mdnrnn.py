@@ -208,7 +208,8 @@ def batch_to_tensors(batch: dict, action_dim: int, device, generator=None) -> tu
     ``z`` is sampled afresh from ``N(mu, sigma^2)`` (V's ``reparameterize``: never ``mu``
     alone); actions become M's features.
     """
-    mu, logvar = batch["mu"].to(device), batch["logvar"].to(device)
+    mu = batch["mu"].to(device, non_blocking=True)
+    logvar = batch["logvar"].to(device, non_blocking=True)
     z = reparameterize(mu, logvar, generator)
     actions = batch["actions"].numpy()
     a = action_features(actions.reshape(-1, *actions.shape[2:]), action_dim)
@@ -295,7 +296,9 @@ def train_mdnrnn(
     model.train()
     while run.epoch < config.epochs:
         dataset.set_epoch(run.epoch)
-        for batch in DataLoader(dataset, batch_size=config.batch_size):
+        loader = DataLoader(dataset, batch_size=config.batch_size, num_workers=config.num_workers,
+                            pin_memory=device.type == "cuda")  # fmt: skip
+        for batch in loader:
             z, a, reward, done, mask = batch_to_tensors(batch, action_dim, device)
             with autocast(config.precision, device):
                 prediction, _, _ = model(z, a)

@@ -159,7 +159,7 @@ class VAE(Section):
     """Notebook 04: V, the convolutional VAE (``wmtutor train-vae``)."""
 
     RULES = dict(z_dim=COUNT, epochs=COUNT, batch_size=COUNT, lr=POSITIVE, kl_tolerance=NONNEG,
-                 precision=PRECISION, buffer_size=COUNT)  # fmt: skip
+                 precision=PRECISION, buffer_size=COUNT, num_workers=COUNT0)  # fmt: skip
 
     z_dim: int  # size of the latent z
     epochs: int  # passes over the training frames
@@ -168,6 +168,7 @@ class VAE(Section):
     kl_tolerance: float = 0.5  # the KL is free up to kl_tolerance * z_dim per frame
     precision: str = "fp32"  # fp32 | bf16 (autocast on the matrix multiplies)
     buffer_size: int = 8192  # frames in the streaming shuffle buffer (12 KB each)
+    num_workers: int = 0  # loader processes reading frames (0: in the training process)
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,8 @@ class MDNRNN(Section):
 
     RULES = dict(hidden=COUNT, seq_len=Rule("int", 2), epochs=COUNT, batch_size=COUNT,
                  lr=POSITIVE, n_gaussians=COUNT, grad_clip=POSITIVE, done_weight=NONNEG,
-                 reward_weight=NONNEG, precision=PRECISION, buffer_size=COUNT)  # fmt: skip
+                 reward_weight=NONNEG, precision=PRECISION, buffer_size=COUNT,
+                 num_workers=COUNT0)  # fmt: skip
 
     hidden: int  # LSTM units
     seq_len: int  # steps per training window
@@ -189,6 +191,7 @@ class MDNRNN(Section):
     reward_weight: float = 1.0  # weight of the reward head's squared error
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     buffer_size: int = 256  # windows in the streaming shuffle buffer
+    num_workers: int = 0  # loader processes reading windows (0: in the training process)
 
 
 @dataclass(frozen=True)

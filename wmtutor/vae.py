@@ -260,12 +260,16 @@ def train_vae(
         run.record(kind="epoch", epoch=0, step=0, **evaluate(model, val, config))
         run.write()
 
-    dataset = FrameDataset(train_files, buffer_size=config.buffer_size, seed=seed)
+    # Whole batches cut from the shuffle buffer (by loader workers if num_workers > 0),
+    # pinned for a fast copy to a GPU.
+    dataset = FrameDataset(train_files, buffer_size=config.buffer_size, seed=seed,
+                           batch_size=config.batch_size)  # fmt: skip
     n_frames = sum(len(load_rollout(p, ["rewards"])["rewards"]) for p in train_files)
     model.train()
     while run.epoch < config.epochs:
         dataset.set_epoch(run.epoch)
-        loader = DataLoader(dataset, batch_size=config.batch_size)
+        loader = DataLoader(dataset, batch_size=None, num_workers=config.num_workers,
+                            pin_memory=device.type == "cuda")  # fmt: skip
         label = f"VAE epoch {run.epoch + 1}/{config.epochs}"
         for frames in tqdm(loader, label, total=-(-n_frames // config.batch_size),
                            unit="batch", disable=not progress, leave=False):  # fmt: skip
