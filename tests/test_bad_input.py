@@ -107,3 +107,30 @@ def test_a_closed_pipe_ends_quietly():
     proc = subprocess.run(f"{sys.executable} -c \"{code}\" | head -1", shell=True,
                           capture_output=True, text=True)  # fmt: skip
     assert proc.stdout.startswith("preset: ") and proc.stderr == ""
+
+
+def test_broken_files_are_named_with_the_command_that_remakes_them(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    from wmtutor.files import RolloutFileError, load_rollout
+    from wmtutor.mdnrnn import train_mdnrnn
+
+    latents = tmp_path / "latents"
+    latents.mkdir()
+    (latents / "rollout_00000.npz").write_bytes(b"PK cut short")
+    with pytest.raises(RolloutFileError, match="rollout_00000.npz: cannot read.*wmtutor encode"):
+        load_rollout(latents / "rollout_00000.npz")
+    with pytest.raises(RolloutFileError, match="missing.npz: no such file.*wmtutor gather"):
+        load_rollout(tmp_path / "missing.npz")
+    raw = tmp_path / "rollouts"
+    raw.mkdir()
+    for i in range(2):
+        np.savez(raw / f"rollout_{i:05d}.npz", frames=np.zeros((3, 64, 64, 3), np.uint8))
+    with pytest.raises(RolloutFileError, match="has no mu.*pass a folder of latents"):
+        train_mdnrnn(raw, tmp_path / "m.pt", presets.get_preset("tiny").doom.mdnrnn, "doom")
+    monkeypatch.setenv("WMTUTOR_RUNS", str(tmp_path / "FILE"))  # the runs folder is a file
+    (tmp_path / "FILE").write_text("not a folder")
+    with pytest.raises(SystemExit):
+        cli_main(["gather", "--env", "pong", "--preset", "tiny", "--workers", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert "FILE" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -161,3 +161,20 @@ def test_cli_trains_and_evaluates(tmp_path, monkeypatch, capsys):
     cli_main(["evaluate", *args, "--episodes", "3"])
     out = capsys.readouterr().out
     assert "agent:" in out and "random:" in out
+
+
+def test_a_controller_is_not_resumed_against_another_m(spec, tmp_path):
+    import shutil
+
+    mine = dict(spec, mdnrnn=str(tmp_path / "m.pt"))
+    shutil.copy(spec["mdnrnn"], mine["mdnrnn"])
+    short = ControllerConfig(**{**CONFIG.__dict__, "generations": 1})
+    train_controller(tmp_path / "c", short, judge(mine), progress=False)
+    torch.manual_seed(1)  # M retrained: another checkpoint at the same path
+    save_checkpoint(mine["mdnrnn"], model=MDNRNN(8, 3, hidden=16).state_dict(),
+                    config={"architecture": "MDNRNN-v1", "z_dim": 8, "action_dim": 3,
+                            "hidden": 16, "n_gaussians": 5})  # fmt: skip
+    with pytest.raises(ValueError, match="trained with another mdnrnn.*--restart"):
+        train_controller(tmp_path / "c", CONFIG, judge(mine), progress=False)
+    log = train_controller(tmp_path / "c", short, judge(mine), restart=True, progress=False)
+    assert len(log) == 1

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from wmtutor.cmaes import make_es
 from wmtutor.envs import GAMES, make_env
-from wmtutor.files import save_arrays, write_manifest
+from wmtutor.files import digest, save_arrays, write_manifest
 from wmtutor.layout import CONTROLLER_LOG, CONTROLLER_STATE, MANIFEST
 from wmtutor.mdnrnn import load_mdnrnn
 from wmtutor.presets import Controller as ControllerConfig
@@ -406,6 +406,7 @@ class Judge(Protocol):
     where: str  # "real" or "dream", in the log
     description: str  # e.g. "in the real game", recorded in the state
     n_params: int  # the size of C's parameter vector
+    made_from: dict  # digests of the checkpoints it judges with, recorded in the state
 
     def population(self, solutions: np.ndarray, generation: int, trials: int,
                    max_steps: int) -> np.ndarray: ...  # fmt: skip
@@ -447,6 +448,7 @@ class RealGame:
             raise ValueError(f"timeout {timeout!r}: expected a number of seconds > 0")
         self.spec, self.seed, self.timeout, self.evaluate = spec, seed, timeout, evaluate
         self.n_params = controller_for(spec, device=torch.device("cpu")).n_params
+        self.made_from = {"vae": digest(spec["vae"]), "mdnrnn": digest(spec["mdnrnn"])}
         self.pool = make_pool(executor, workers)
         self.n_tasks = n_tasks or max(1, getattr(self.pool, "workers", 4) * 4)
 
@@ -541,7 +543,7 @@ def train_controller(
     state = {"generation": 0, "max_steps": config.curriculum_start or config.max_steps,
              "best_mean_at_length": None, "best_eval": None,
              "best_params": np.zeros(n_params), "mean_params": np.zeros(n_params),
-             "judge": judge.description}  # fmt: skip
+             "judge": judge.description, "made_from": judge.made_from}  # fmt: skip
     log: list[dict] = []
     try:
         if (out_dir / CONTROLLER_STATE).exists() and not restart:
@@ -561,9 +563,19 @@ def train_controller(
                     f"{out_dir} holds a run trained {saved['judge']}, not {judge.description}: "
                     "use another folder (--out), or --restart"
                 )
+            was = saved.get("made_from", judge.made_from)
+            changed = [
+                k for k in judge.made_from if was.get(k, judge.made_from[k]) != judge.made_from[k]
+            ]
+            if changed:
+                raise ValueError(
+                    f"{out_dir} was trained with another {' and '.join(changed)} than the one "
+                    "there now: pass --restart to train C anew for it, or use another folder "
+                    "(--out)"
+                )
             es.load_state_dict({k[3:]: v for k, v in saved.items() if k.startswith("es_")})
             state.update({k: v for k, v in saved.items() if not k.startswith("es_")},
-                         judge=judge.description)  # fmt: skip
+                         judge=judge.description, made_from=judge.made_from)  # fmt: skip
             log = json.loads((out_dir / CONTROLLER_LOG).read_text())
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_tmp(out_dir)

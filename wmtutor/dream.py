@@ -28,7 +28,7 @@ import torch
 
 from wmtutor.controller import Controller
 from wmtutor.envs import GAMES, make_env
-from wmtutor.files import read_manifest
+from wmtutor.files import digest, read_manifest
 from wmtutor.mdnrnn import MDNRNN, load_mdnrnn, sample_next
 from wmtutor.presets import Dream as DreamConfig
 from wmtutor.rollouts import rollout_seed
@@ -342,13 +342,17 @@ class InDream:
         size = GAMES[game].controller_size
         self.n_params = Controller(mdnrnn.z_dim, mdnrnn.hidden, size, inputs, bias).n_params
 
+    made_from: dict = {}  # from_spec records which M
+
     @classmethod
     def from_spec(cls, spec: dict, config: DreamConfig, seed: int = 0, mdnrnn=None,
                   device: torch.device | None = None) -> InDream:  # fmt: skip
         """The judge for an agent spec's M (loaded onto ``device`` unless given) and latents."""
         mdnrnn = mdnrnn or load_mdnrnn(spec["mdnrnn"], device=device or spec.get("device"))
-        return cls(mdnrnn, spec["game"], initial_latents(spec["latents"]), config,
-                   spec["inputs"], spec.get("bias", True), seed=seed)  # fmt: skip
+        judge = cls(mdnrnn, spec["game"], initial_latents(spec["latents"]), config,
+                    spec["inputs"], spec.get("bias", True), seed=seed)  # fmt: skip
+        judge.made_from = {"mdnrnn": digest(spec["mdnrnn"])}
+        return judge
 
     def starts(self, stream: int, generation: int, n: int) -> tuple[np.ndarray, int]:
         """``n`` starting z ``(n, z_dim)`` and a noise seed, fixed by (stream, generation)."""

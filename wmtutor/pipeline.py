@@ -25,6 +25,7 @@ it (``wmtutor.training.TrainingRun``).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -348,16 +349,22 @@ def get_score(
     episodes = sizes.dream.sweep_episodes if sweep else sizes.dream.real_episodes
     folder = run.sweep(dream.tau) if sweep else run.dream_controller(round, dream.tau)
     path = folder / RESULTS
+    key = {"generation": len(log), "episodes": episodes, "params": _params_digest(params)}
     if path.exists():
         result = json.loads(path.read_text())
-        if result.get("generation") == len(log) and result.get("episodes") == episodes:
+        if all(result.get(k) == v for k, v in key.items()):
             return result
     result = score_controller(spec, params, episodes, sizes.controller.max_steps, dream=dream,
                               progress=progress)  # fmt: skip
-    result.update(generation=len(log), round=round)
+    result.update(key, round=round)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(result, indent=1))
     return result
+
+
+def _params_digest(params: np.ndarray) -> str:
+    """Which parameters a cached score belongs to."""
+    return hashlib.sha256(np.ascontiguousarray(params, dtype=np.float64).tobytes()).hexdigest()[:16]
 
 
 def get_validation(
@@ -379,13 +386,14 @@ def get_validation(
                                              device=device, progress=progress)  # fmt: skip
     episodes = run.sizes.dream.validation_episodes
     path = run.dream_controller(round, dream.tau) / VALIDATION
+    key = {"generation": len(log), "episodes": episodes, "params": _params_digest(params)}
     if path.exists():
         result = json.loads(path.read_text())
-        if result.get("generation") == len(log) and result.get("episodes") == episodes:
+        if all(result.get(k) == v for k, v in key.items()):
             return result
     result = score_controller(spec, params, episodes, run.sizes.controller.max_steps,
                               seed=VALIDATION_SEED, progress=progress)  # fmt: skip
-    result.update(generation=len(log), round=round)
+    result.update(key, round=round)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(result, indent=1))
     return result
