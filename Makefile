@@ -27,7 +27,7 @@ lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 test: setup lint
-	WMTUTOR_PRESET=tiny MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks \
+	WMTUTOR_PRESET=tiny $(BIN)/python -m pytest tests notebooks \
 		--nbval-lax --nbval-current-env -q
 
 unit: setup
