@@ -179,3 +179,5 @@ def test_training_batches_sample_z_afresh_not_mu():
     assert z1.mean().item() == pytest.approx(0.5, abs=0.02)
     assert z1.std().item() == pytest.approx(0.2, rel=0.05)  # sigma = exp(logvar / 2)
     assert a.shape == (2, 1000, 3) and torch.all(a[..., 0] == 1)  # one-hot of action 0
+    z_mu, *_ = batch_to_tensors(batch, action_dim=3, device="cpu", sample=False)
+    assert torch.equal(z_mu, mu)  # train_on="mu": the known bug, on purpose

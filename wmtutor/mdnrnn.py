@@ -202,15 +202,17 @@ def load_mdnrnn(
 KEYS = ("mu", "logvar", "actions", "rewards", "terminated")
 
 
-def batch_to_tensors(batch: dict, action_dim: int, device, generator=None) -> tuple:
+def batch_to_tensors(batch: dict, action_dim: int, device, generator=None,
+                     sample: bool = True) -> tuple:  # fmt: skip
     """A DataLoader batch of latent windows -> ``(z, a, reward, done, mask)`` tensors.
 
-    ``z`` is sampled afresh from ``N(mu, sigma^2)`` (V's ``reparameterize``: never ``mu``
-    alone); actions become M's features.
+    ``z`` is sampled afresh from ``N(mu, sigma^2)`` (V's ``reparameterize``); with
+    ``sample=False`` it is ``mu`` itself (the known bug, for notebook 05's exercise).
+    Actions become M's features.
     """
     mu = batch["mu"].to(device, non_blocking=True)
     logvar = batch["logvar"].to(device, non_blocking=True)
-    z = reparameterize(mu, logvar, generator)
+    z = reparameterize(mu, logvar, generator) if sample else mu
     actions = batch["actions"].numpy()
     a = action_features(actions.reshape(-1, *actions.shape[2:]), action_dim)
     a = torch.from_numpy(a).reshape(*actions.shape[:2], action_dim).to(device)
@@ -299,7 +301,9 @@ def train_mdnrnn(
         loader = DataLoader(dataset, batch_size=config.batch_size, num_workers=config.num_workers,
                             pin_memory=device.type == "cuda")  # fmt: skip
         for batch in loader:
-            z, a, reward, done, mask = batch_to_tensors(batch, action_dim, device)
+            z, a, reward, done, mask = batch_to_tensors(
+                batch, action_dim, device, sample=config.train_on == "sample"
+            )  # the held-out loss is always on sampled z (evaluate)
             with autocast(config.precision, device):
                 prediction, _, _ = model(z, a)
             terms = mdnrnn_loss(

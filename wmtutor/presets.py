@@ -178,7 +178,7 @@ class MDNRNN(Section):
     RULES = dict(hidden=COUNT, seq_len=Rule("int", 2), epochs=COUNT, batch_size=COUNT,
                  lr=POSITIVE, n_gaussians=COUNT, grad_clip=POSITIVE, done_weight=NONNEG,
                  reward_weight=NONNEG, precision=PRECISION, buffer_size=COUNT,
-                 num_workers=COUNT0)  # fmt: skip
+                 num_workers=COUNT0, train_on=Rule("choice", choices=("sample", "mu")))  # fmt: skip
 
     hidden: int  # LSTM units
     seq_len: int  # steps per training window
@@ -192,6 +192,7 @@ class MDNRNN(Section):
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     buffer_size: int = 256  # windows in the streaming shuffle buffer
     num_workers: int = 0  # loader processes reading windows (0: in the training process)
+    train_on: str = "sample"  # sample: a fresh z ~ N(mu, sigma^2) per batch | mu (a known bug)
 
 
 @dataclass(frozen=True)
