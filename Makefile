@@ -54,6 +54,7 @@ bench: setup
 	$(BIN)/python benchmarks/mdnrnn.py
 	$(BIN)/python benchmarks/controller.py
 	$(BIN)/python benchmarks/dream.py
+	$(BIN)/python benchmarks/toys.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

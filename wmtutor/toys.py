@@ -82,18 +82,28 @@ def fit(
     lr: float,
     progress: bool = True,
 ) -> list[float]:
-    """Full-batch Adam on ``model.loss(x, y)`` for ``steps`` steps; returns the loss curve."""
+    """Full-batch Adam on ``model.loss(x, y)`` for ``steps`` steps; returns the loss curve.
+
+    Runs on one torch thread: these nets are so small that a second thread only waits,
+    and on a busy 2-core machine it made a step about 40x slower
+    (``python benchmarks/toys.py``).
+    """
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     bar = tqdm(range(steps), desc=type(model).__name__, disable=not progress, leave=False)
-    for _ in bar:
-        loss = model.loss(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        if len(losses) % 100 == 0:
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in bar:
+            loss = model.loss(x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if len(losses) % 100 == 0:
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    finally:
+        torch.set_num_threads(threads)
     return losses
 
 
