@@ -348,23 +348,25 @@ def get_score(
     sizes = run.sizes
     episodes = sizes.dream.sweep_episodes if sweep else sizes.dream.real_episodes
     folder = run.sweep(dream.tau) if sweep else run.dream_controller(round, dream.tau)
-    path = folder / RESULTS
-    key = {"generation": len(log), "episodes": episodes, "params": _params_digest(params)}
+    max_steps = sizes.controller.max_steps
+    return _cached(folder / RESULTS, params, log, episodes, round, lambda: score_controller(
+        spec, params, episodes, max_steps, dream=dream, progress=progress))  # fmt: skip
+
+
+def _cached(path: Path, params: np.ndarray, log: list, episodes: int, round: int,
+            score: Callable[[], dict]) -> dict:  # fmt: skip
+    """A score kept in ``path``, made by ``score()`` unless it is there for these very
+    parameters (their digest), generations and number of episodes."""
+    digest = hashlib.sha256(np.ascontiguousarray(params, dtype=np.float64).tobytes())
+    key = {"generation": len(log), "episodes": episodes, "params": digest.hexdigest()[:16]}
     if path.exists():
         result = json.loads(path.read_text())
         if all(result.get(k) == v for k, v in key.items()):
             return result
-    result = score_controller(spec, params, episodes, sizes.controller.max_steps, dream=dream,
-                              progress=progress)  # fmt: skip
-    result.update(key, round=round)
+    result = {**score(), **key, "round": round}
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(result, indent=1))
     return result
-
-
-def _params_digest(params: np.ndarray) -> str:
-    """Which parameters a cached score belongs to."""
-    return hashlib.sha256(np.ascontiguousarray(params, dtype=np.float64).tobytes()).hexdigest()[:16]
 
 
 def get_validation(
@@ -386,17 +388,9 @@ def get_validation(
                                              device=device, progress=progress)  # fmt: skip
     episodes = run.sizes.dream.validation_episodes
     path = run.dream_controller(round, dream.tau) / VALIDATION
-    key = {"generation": len(log), "episodes": episodes, "params": _params_digest(params)}
-    if path.exists():
-        result = json.loads(path.read_text())
-        if all(result.get(k) == v for k, v in key.items()):
-            return result
-    result = score_controller(spec, params, episodes, run.sizes.controller.max_steps,
-                              seed=VALIDATION_SEED, progress=progress)  # fmt: skip
-    result.update(key, round=round)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(result, indent=1))
-    return result
+    max_steps = run.sizes.controller.max_steps
+    return _cached(path, params, log, episodes, round, lambda: score_controller(
+        spec, params, episodes, max_steps, seed=VALIDATION_SEED, progress=progress))  # fmt: skip
 
 
 def choose_round(validations: list[dict]) -> int:
