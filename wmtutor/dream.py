@@ -171,15 +171,16 @@ class DreamEnv(gym.vector.VectorEnv):
         return decode_latent(self.vae, self.z[0])[0]
 
 
-MAX_TAU = 5.0  # hotter than this, M's samples are noise: a sure typo
-
-
 def check_dream(tau: float, done_threshold: float) -> None:
-    """Refuse a temperature outside [0, MAX_TAU] or a done threshold outside (0, 1)."""
-    if not (isinstance(tau, (int, float)) and 0 <= tau <= MAX_TAU):
-        raise ValueError(f"the dream's tau {tau!r}: expected a number in [0, {MAX_TAU:g}]")
-    if not (isinstance(done_threshold, (int, float)) and 0 < done_threshold < 1):
-        raise ValueError(f"done_threshold {done_threshold!r}: expected a number in (0, 1)")
+    """Refuse a temperature or a done threshold that ``presets.Dream.RULES`` does not allow
+    (tau in [0, 5]: hotter, M's samples are noise; the threshold in (0, 1))."""
+    tau_rule, threshold_rule = DreamConfig.RULES["tau"], DreamConfig.RULES["done_threshold"]
+    if not tau_rule.ok(tau):
+        raise ValueError(f"the dream's tau {tau!r}: expected a number in "
+                         f"[{tau_rule.low:g}, {tau_rule.high:g}]")  # fmt: skip
+    if not threshold_rule.ok(done_threshold):
+        raise ValueError(f"done_threshold {done_threshold!r}: expected a number in "
+                         f"({threshold_rule.low:g}, {threshold_rule.high:g})")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------
