@@ -1,5 +1,6 @@
 """The games (wmtutor/envs.py): 64×64 frames, action adapters, caps, clear errors."""
 
+import os
 import sys
 
 import numpy as np
@@ -65,6 +66,23 @@ def test_doom_pays_one_per_step_and_is_capped_at_2100_by_default():
     assert np.all(rollout["rewards"] == 1.0)
     assert len(rollout["rewards"]) == 25 and rollout["truncated"][-1]
     env.close()
+
+
+def test_doom_leaves_no_engine_files_where_the_student_works(tmp_path, monkeypatch):
+    # ViZDoom's engine writes _vizdoom/ and _vizdoom.ini into its working directory: a
+    # notebook's folder. They go to the cache instead, and our working directory stays.
+    work, cache = tmp_path / "work", tmp_path / "cache"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    env = make_env("doom", max_steps=3)
+    env.reset(seed=0)
+    env.reset(seed=1)
+    env.step(env.action_space.sample())
+    env.close()
+    assert list(work.iterdir()) == []
+    assert (cache / "wmtutor" / "vizdoom" / "_vizdoom.ini").exists()
+    assert os.getcwd() == str(work)
 
 
 def test_doom_and_pong_adapters_press_the_right_buttons():

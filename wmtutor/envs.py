@@ -35,11 +35,14 @@ recorded actions into the features M reads.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -334,7 +337,12 @@ class GameEnv(gym.Wrapper):
         return info
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        obs, info = self.env.reset(seed=seed, options=options)
+        game = getattr(self.env.unwrapped, "game", None)  # ViZDoom's engine
+        if game is not None and not game.is_running():  # the first reset starts it
+            with _in_engine_dir():
+                obs, info = self.env.reset(seed=seed, options=options)
+        else:
+            obs, info = self.env.reset(seed=seed, options=options)
         return self._frame(obs), self._info(info)
 
     def step(self, action: Any):
@@ -394,3 +402,22 @@ def make_env(
         kwargs["max_episode_steps"] = max_steps * (1 if spec.native_frame_skip else frame_skip)
     env = gym.make(spec.gym_id, **kwargs)
     return GameEnv(name, env, frame_skip=int(frame_skip), max_steps=max_steps)
+
+
+_CHDIR = threading.Lock()
+
+
+@contextlib.contextmanager
+def _in_engine_dir():
+    """Start ViZDoom's engine in a cache folder: it makes ``_vizdoom/`` and, when it stops,
+    ``_vizdoom.ini`` in its working directory, which would otherwise be the student's
+    notebook folder. The engine keeps that folder; ours changes back at once."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wmtutor" / "vizdoom"
+    cache.mkdir(parents=True, exist_ok=True)
+    with _CHDIR:
+        here = os.getcwd()
+        os.chdir(cache)
+        try:
+            yield
+        finally:
+            os.chdir(here)
