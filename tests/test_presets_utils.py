@@ -164,3 +164,40 @@ def test_every_game_has_data_sizes_and_paper_has_the_papers():
     assert "    data: n_rollouts=3" in PRESETS["tiny"].describe()
     with pytest.raises(ValueError, match="unknown game 'quake'"):
         paper.game("quake")
+
+
+def test_describe_prints_the_sections_asked_for_and_refuses_unknown_ones():
+    P = get_preset("laptop")
+    text = P.describe("doom.vae", "mdn_toy")
+    assert "doom.vae: z_dim=64" in text and "mdn_toy: n_samples=" in text
+    assert "carracing" not in text and "cmaes_toy" not in text
+    assert len(P.describe().splitlines()) > len(text.splitlines())
+    with pytest.raises(ValueError, match="doom.nope"):
+        P.describe("doom.nope")
+
+
+def test_pictures_made_on_another_preset_than_laptop_say_so(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from wmtutor import viz
+
+    frames = [np.zeros((64, 200, 3), np.uint8)] * 2
+    try:
+        assert "tiny preset" in viz.stamp_pictures("tiny")
+        fig = plt.figure()
+        assert any("tiny preset" in t.get_text() for t in fig.texts)
+        plt.close(fig)
+        with Image.open(viz.save_gif(frames, tmp_path / "tiny.gif")) as gif:
+            assert gif.size == (200, 64 + 14)  # a band on top names the preset
+        assert viz.stamp_pictures("laptop") == ""
+        fig = plt.figure()
+        assert fig.texts == []
+        plt.close(fig)
+        with Image.open(viz.save_gif(frames, tmp_path / "laptop.gif")) as gif:
+            assert gif.size == (200, 64)
+    finally:
+        viz.stamp_pictures("laptop")

@@ -283,8 +283,9 @@ class Preset:
             raise ValueError(f"unknown game {name!r}: expected one of {', '.join(GAMES)}")
         return getattr(self, name)
 
-    def describe(self) -> str:
-        """A short multi-line summary, printed by each notebook's first cell."""
+    def describe(self, *only: str) -> str:
+        """A short multi-line summary, printed by each notebook's first cell: the whole
+        preset, or only the sections named (``"mdn_toy"``, ``"doom.vae"``, ...)."""
         lines = [f"preset: {self.name}  (set {ENV_VAR}=tiny|laptop|paper to change)"]
 
         def section(label: str, value: object, indent: str) -> None:
@@ -297,10 +298,14 @@ class Preset:
                 body = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(value).items())
                 lines.append(f"{indent}{label}: {body}")
 
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
+        for name in only or [f.name for f in dataclasses.fields(self)]:
+            value: object = self
+            for part in name.split("."):
+                if not (dataclasses.is_dataclass(value) and hasattr(value, part)):
+                    raise ValueError(f"preset section {name!r}: no such section")
+                value = getattr(value, part)
             if dataclasses.is_dataclass(value):
-                section(field.name, value, "  ")
+                section(name, value, "  ")
         return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -21,11 +22,57 @@ from PIL import Image, ImageDraw
 from wmtutor.controller import record_episode
 from wmtutor.dream import DreamEnv, dream_episode, dream_step, initial_latents
 from wmtutor.mdnrnn import load_mdnrnn
+from wmtutor.presets import Preset, get_preset
 from wmtutor.rollouts import distance_driven, track_coverage
 from wmtutor.utils import atomic_path
 from wmtutor.vae import decode_latent, load_vae
 
 DATA_STYLE = {"s": 4, "alpha": 0.25, "color": "tab:blue", "label": "data"}
+
+# ---------------------------------------------------------------------------------------
+# Preset stamps: a picture made on a preset other than `laptop` says so, so that the tiny
+# preset's grey blur is never read as what V learns.
+
+STAMP_WHY = {"tiny": "CI sizes, not a result",
+             "paper": "the paper's sizes"}  # fmt: skip
+_FIGURE_HOOK = "wmtutor.viz:_stamp_figure"
+_stamp = ""
+
+
+def stamp_pictures(preset: Preset | str | None = None) -> str:
+    """From now on, mark every matplotlib figure and every ``save_gif`` GIF with the preset
+    they were made on, unless it is ``laptop`` (the preset the course's text discusses).
+
+    Notebooks call it once, beside ``get_preset()``. Figures get a line above their title
+    (through matplotlib's ``figure.hooks``), GIFs a band on top. Returns the stamp's text
+    (``""`` on laptop)."""
+    global _stamp
+    name = preset.name if isinstance(preset, Preset) else get_preset(preset).name
+    _stamp = "" if name == "laptop" else f"[{name} preset: {STAMP_WHY.get(name, name)}]"
+    hooks = [h for h in mpl.rcParams["figure.hooks"] if h != _FIGURE_HOOK]
+    mpl.rcParams["figure.hooks"] = hooks + ([_FIGURE_HOOK] if _stamp else [])
+    return _stamp
+
+
+def _stamp_figure(fig: plt.Figure) -> None:
+    """matplotlib's ``figure.hooks`` calls this on every new pyplot figure."""
+    fig.text(0.5, 1.0, _stamp, ha="center", va="bottom", fontsize=10, color="firebrick")
+
+
+def _stamp_frames(images: list[Image.Image]) -> list[Image.Image]:
+    """The same frames under a band that names the preset (when there is a stamp)."""
+    if not _stamp:
+        return images
+    out = []
+    for image in images:
+        band = Image.new("RGB", (image.width, 14), (150, 20, 20))
+        ImageDraw.Draw(band).text((3, 1), _stamp, fill=(255, 255, 255))
+        framed = Image.new("RGB", (image.width, image.height + 14))
+        framed.paste(band, (0, 0))
+        framed.paste(image.convert("RGB"), (0, 14))
+        out.append(framed)
+    return out
+
 
 # ---------------------------------------------------------------------------------------
 # Notebook 01: the MDN toy
@@ -121,22 +168,46 @@ def plot_cmaes_state(
     background: np.ndarray | None = None,
     lim: tuple[float, float] = (-5.0, 15.0),
     title: str = "",
+    f=None,
 ) -> None:
     """One generation of a 2-D CMA-ES: population (red), the mean it was sampled around
-    (green), the optimum (blue star) and the 2-sigma ellipse of sigma^2 C.
+    (green), the optimum (hollow blue star) and the 2-sigma ellipse of sigma^2 C.
 
     ``g`` is one entry of ``minimize(..., record=True).history``; ``background`` an
-    optional ``log10 f`` image over ``lim`` x ``lim`` (see ``landscape``).
+    optional ``log10 f`` image over ``lim`` x ``lim`` (see ``landscape``). Given ``f``, a
+    population that has shrunk below a twentieth of the view gets a zoomed inset.
     """
     if background is not None:
         ax.imshow(background, extent=(*lim, *lim), origin="lower", cmap="Greys_r", alpha=0.8)
+    _draw_generation(ax, g, optimum, legend=True)
+    ax.set(xlim=lim, ylim=lim, title=title)
+    ax.tick_params(labelsize=7)
+    # Once the population has shrunk to a dot, a zoomed inset keeps it visible.
+    half = 4 * g["sigma"] * float(np.sqrt(np.linalg.eigvalsh(g["C"]).max()))
+    if f is not None and half < (lim[1] - lim[0]) / 20:
+        zoom = (
+            (g["mean"][0] - half, g["mean"][0] + half),
+            (g["mean"][1] - half, g["mean"][1] + half),
+        )
+        inset = ax.inset_axes([0.02, 0.58, 0.4, 0.4])  # over rings only
+        xs, ys = np.meshgrid(np.linspace(*zoom[0], 60), np.linspace(*zoom[1], 60))
+        grid = np.log10(f(np.stack([xs, ys], axis=-1)) + 1e-12)
+        inset.imshow(grid, extent=(*zoom[0], *zoom[1]), origin="lower", cmap="Greys_r", alpha=0.8)
+        _draw_generation(inset, g, optimum, legend=False, scale=0.5)
+        inset.set(xlim=zoom[0], ylim=zoom[1], xticks=[], yticks=[])
+        inset.set_title(f"zoom: ±{half:.1g}", fontsize=7, pad=2)
+
+
+def _draw_generation(ax: plt.Axes, g: dict, optimum: np.ndarray, legend: bool,
+                     scale: float = 1.0) -> None:  # fmt: skip
+    """Ellipse, population, mean and a hollow optimum star (the population stays visible)."""
     ax.add_patch(covariance_ellipse(g["mean"], g["sigma"] ** 2 * g["C"], color="tab:green", lw=2))
-    ax.scatter(g["X"][:, 0], g["X"][:, 1], s=18, color="tab:red", label="population")
-    ax.scatter(*g["mean"], s=60, color="tab:green", edgecolor="k", label="mean", zorder=3)
-    ax.scatter(
-        *optimum, s=160, marker="*", color="tab:blue", edgecolor="k", label="optimum", zorder=3
-    )
-    ax.set(xlim=lim, ylim=lim, xticks=[], yticks=[], title=title)
+    ax.scatter(*optimum, s=160 * scale, marker="*", facecolor="none", edgecolor="tab:blue",
+               lw=1.5, label="optimum" if legend else None, zorder=2)  # fmt: skip
+    ax.scatter(g["X"][:, 0], g["X"][:, 1], s=18 * scale, color="tab:red",
+               label="population" if legend else None, zorder=3)  # fmt: skip
+    ax.scatter(*g["mean"], s=60 * scale, color="tab:green", edgecolor="k",
+               label="mean" if legend else None, zorder=4)  # fmt: skip
 
 
 def landscape(f, lim: tuple[float, float] = (-5.0, 15.0), n: int = 300) -> np.ndarray:
@@ -187,7 +258,9 @@ def cmaes_frames(
         )
         for ax, (label, hist) in zip(axes, runs.items(), strict=False):
             i = min(t, len(hist) - 1)
-            plot_cmaes_state(ax, hist[i], optimum, background, lim, f"{label}: generation {i + 1}")
+            plot_cmaes_state(
+                ax, hist[i], optimum, background, lim, f"{label}: generation {i + 1}", f
+            )
         axes[0].legend(loc="lower right", fontsize=7)
         ax = axes[-1]
         for label, b in best.items():
@@ -249,11 +322,13 @@ def save_gif(
 ) -> Path:
     """Write frames (Pillow images or ``(H, W, 3)`` uint8 arrays) as a looping GIF, atomically.
 
-    The last frame is held ``last_frame_hold`` seconds so the end result can be seen.
+    The last frame is held ``last_frame_hold`` seconds so the end result can be seen. After
+    ``stamp_pictures`` on a preset other than laptop, every frame carries the preset's name.
     """
     if len(frames) == 0:
         raise ValueError(f"no frames to write to {path}")
     images = [f if isinstance(f, Image.Image) else Image.fromarray(np.asarray(f)) for f in frames]
+    images = _stamp_frames(images)
     durations = [int(1000 / fps)] * len(images)
     durations[-1] += int(1000 * last_frame_hold)
     with atomic_path(path) as tmp:
