@@ -481,7 +481,8 @@ def run_pipeline(
         for k in sorted({0, rounds}):
             params, _, spec = get_dream_controller(game, preset, dream.tau, round=k, **common)
             gif = run.dream_controller(k, dream.tau) / "dream_vs_real.gif"
-            dream_vs_real_gif(spec, params, dream.tau, gif, seed=run.seed)
+            clip = min(600, run.sizes.controller.max_steps)  # the evaluation's cap if shorter
+            dream_vs_real_gif(spec, params, dream.tau, gif, seed=run.seed, max_steps=clip)
             record["gifs"].append(str(gif))
 
     actions = {

@@ -119,8 +119,10 @@ def plot_mixture(
     for k in range(pi.shape[1]):
         axes[0].plot(x, pi[:, k], color=colors[k], lw=2, label=f"k={k}")
         axes[1].scatter(x, mu[:, k], s=6, color=colors[k], alpha=np.clip(pi[:, k], 0.02, 1))
-    axes[0].set(xlabel="x", ylabel="pi_k(x)", title="mixture weights", ylim=(0, 1.02))
-    axes[0].legend(loc="upper right", fontsize=7, ncol=2)
+    # Weights never exceed 1: the legend gets the band above, in one row, over no curve.
+    axes[0].set(xlabel="x", ylabel="pi_k(x)", title="mixture weights", ylim=(0, 1.3),
+                yticks=[0, 0.25, 0.5, 0.75, 1])  # fmt: skip
+    axes[0].legend(loc="upper center", fontsize=7, ncol=pi.shape[1], handlelength=1.2)
     axes[1].set(xlabel="x", ylabel="mu_k(x)", title="component means (opacity = weight)")
 
 
@@ -460,13 +462,16 @@ def plot_training_log(
     ax.legend()
 
 
-def plot_kl_per_dim(ax: plt.Axes, kl: np.ndarray, title: str = "") -> None:
-    """The mean KL of each latent dimension, largest first: the dimensions V really uses."""
+def plot_kl_per_dim(ax: plt.Axes, kl: np.ndarray, title: str = "", named: int = 8) -> None:
+    """The mean KL of each latent dimension, largest first: the dimensions V really uses.
+    The ``named`` most used are listed in a corner (64 tick labels would not fit)."""
     kl = np.asarray(kl)
     order = np.argsort(kl)[::-1]
     ax.bar(np.arange(len(kl)), kl[order], color="tab:purple")
-    ax.set_xticks(np.arange(len(kl)), [str(i) for i in order], fontsize=6, rotation=90)
-    ax.set(xlabel="latent dimension (sorted)", ylabel="mean KL (nats)", title=title)
+    top = ", ".join(str(i) for i in order[:named])
+    ax.text(0.98, 0.95, f"most used: z[{top}]", transform=ax.transAxes, ha="right", va="top",
+            fontsize=8, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})  # fmt: skip
+    ax.set(xlabel="dimensions, most used first", ylabel="mean KL (nats)", title=title)
 
 
 def latent_explorer(model, z0: np.ndarray, dims: Sequence[int], scale: int = 4):
@@ -478,7 +483,7 @@ def latent_explorer(model, z0: np.ndarray, dims: Sequence[int], scale: int = 4):
     import ipywidgets as widgets  # notebooks only: scripts and workers never load it
 
     z0 = np.asarray(z0, dtype=np.float32)
-    image = widgets.Image(format="png")
+    image = _fixed_image(widgets, 64 * scale)
     sliders = {
         d: widgets.FloatSlider(
             value=float(z0[d]),
@@ -500,7 +505,7 @@ def latent_explorer(model, z0: np.ndarray, dims: Sequence[int], scale: int = 4):
         Image.fromarray(frame).save(buf, format="png")
         image.value = buf.getvalue()
 
-    reset = widgets.Button(description="reset to the frame's z")
+    reset = widgets.Button(description="reset z", tooltip="back to the frame's own z")
 
     def on_reset(_button) -> None:
         for d, slider in sliders.items():
@@ -510,7 +515,16 @@ def latent_explorer(model, z0: np.ndarray, dims: Sequence[int], scale: int = 4):
     for slider in sliders.values():
         slider.observe(redraw, names="value")
     redraw()
-    return widgets.HBox([image, widgets.VBox([*sliders.values(), reset])])
+    return widgets.HBox([image, widgets.VBox([*sliders.values(), reset])],
+                        layout=widgets.Layout(align_items="flex-start"))  # fmt: skip
+
+
+def _fixed_image(widgets, px: int):
+    """An image widget drawn at ``px`` × ``px`` screen pixels: JupyterLab otherwise stretches
+    it to the cell's width (a VBox) or to its neighbours' height (an HBox)."""
+    size = f"{px}px"
+    layout = widgets.Layout(width=size, height=size, min_width=size, object_fit="contain")
+    return widgets.Image(format="png", layout=layout)
 
 
 # ---------------------------------------------------------------------------------------
@@ -634,7 +648,7 @@ def dream_player(env, names: Sequence[str] = ("left", "stay", "right"), scale: i
 
     adapter = env.adapter
     actions = (adapter.low, adapter.stay, adapter.high)
-    image = widgets.Image(format="png")
+    image = _fixed_image(widgets, 64 * scale)
     status = widgets.Label()
     tau = widgets.FloatSlider(value=env.tau, min=0.0, max=2.0, step=0.05, description="tau")
     steps = {"n": 0}
@@ -687,7 +701,9 @@ def plot_tau_sweep(ax: plt.Axes, rows: Sequence[dict], paper: dict | None = None
 def dream_vs_real_gif(spec: dict, params: np.ndarray, tau: float, path: str | os.PathLike,
                       seed: int = 0, max_steps: int = 600) -> Path:  # fmt: skip
     """A GIF of the agent with ``params`` in its dream at ``tau`` (the frames V decodes from
-    M's z) beside the same agent in the real game, each up to ``max_steps`` steps."""
+    M's z) beside the same agent in the real game, each up to ``max_steps`` steps; a score
+    marked "+" is an episode the clip cut short. Pass the controller's own ``max_steps``
+    when it is shorter, so the clip's scores are the evaluation's (tiny: 20 steps)."""
 
     device = spec.get("device")
     vae, mdnrnn = load_vae(spec["vae"], device=device), load_mdnrnn(spec["mdnrnn"], device=device)
@@ -695,9 +711,14 @@ def dream_vs_real_gif(spec: dict, params: np.ndarray, tau: float, path: str | os
     env = DreamEnv(mdnrnn, spec["game"], mu, tau=tau, vae=vae, max_steps=max_steps)
     dreamed = dream_episode(env, params, spec["inputs"], seed=seed)
     real = record_episode(spec, np.asarray(params), seed, max_steps)
+
+    def score(episode: dict) -> str:  # "600+": the clip ended before the episode did
+        cut = len(episode["frames"]) >= max_steps
+        return f"{episode['return']:.0f}{'+ (clip ends)' if cut else ''}"
+
     video = tile_videos(
-        [label_frames(dreamed["frames"][::2], f"dream, tau {tau:g}: {dreamed['return']:.0f}", 3),
-         label_frames(real["frames"][::2], f"real game: {real['return']:.0f}", 3)],
+        [label_frames(dreamed["frames"][::2], f"dream, tau {tau:g}: {score(dreamed)}", 3),
+         label_frames(real["frames"][::2], f"real game: {score(real)}", 3)],
         scale=1,
     )  # fmt: skip
     return save_gif(video, path, fps=17)
