@@ -5,7 +5,8 @@ the method, or about one lucky run?
 
 Each seed is its own run (``runs/<env>/<preset>/seed<k>/``, resumable: a seed already
 done costs only its checks). For each it prints the validation score of every round, the
-round shipped (chosen on validation alone), its test over the preset's real episodes
+round shipped (chosen on validation alone; ``--extra-rounds N``: up to N more rounds, each
+while the newest round is the best on validation), its test over the preset's real episodes
 (mean ± std and the median episode), random play on the same episodes, and the time the
 pipeline's stages took; then the mean over seeds of the test means. Nothing is averaged
 away: every seed has its row.
@@ -14,9 +15,11 @@ away: every seed has its row.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 
 from wmtutor.pipeline import run_pipeline
+from wmtutor.presets import get_preset
 
 
 def main() -> None:
@@ -26,12 +29,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--device", help="cpu, cuda (default: wmtutor's choice)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--extra-rounds", type=int,
+                        help="more rounds while validation pays (default: the preset's); "
+                        "the rounds before them are shared with a plain run")  # fmt: skip
     args = parser.parse_args()
+    preset = get_preset(args.preset)
+    if args.extra_rounds is not None:
+        game = preset.game(args.env)
+        dream = dataclasses.replace(game.dream, extra_rounds=args.extra_rounds)
+        preset = dataclasses.replace(preset, **{args.env: dataclasses.replace(game, dream=dream)})
 
     records = []
     for seed in args.seeds:
         print(f"\n=== seed {seed} ===", flush=True)
-        records.append(run_pipeline(args.env, args.preset, seed=seed, device=args.device,
+        records.append(run_pipeline(args.env, preset, seed=seed, device=args.device,
                                     progress=not args.quiet))  # fmt: skip
     rounds = max(len(r["validation"]) for r in records)
     head = " | ".join(f"round {k} (validation)" for k in range(rounds))

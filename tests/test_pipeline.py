@@ -144,3 +144,32 @@ def test_validation_and_test_episodes_never_meet_and_choose_the_best_round():
     assert not test & validation and not (test | validation) & training
     rows = [{"real_mean": 300.0}, {"real_mean": 800.0}, {"real_mean": 800.0}]
     assert choose_round(rows) == 1  # the best; on a tie, the earlier round
+
+
+def test_more_rounds_run_only_while_the_newest_round_is_the_best_on_validation(monkeypatch):
+    import dataclasses
+
+    from wmtutor import pipeline
+    from wmtutor.presets import get_preset
+
+    tiny = get_preset("tiny")
+    dream = dataclasses.replace(tiny.doom.dream, rounds=1, extra_rounds=3)
+    preset = dataclasses.replace(tiny, doom=dataclasses.replace(tiny.doom, dream=dream))
+
+    def rounds_run(means):
+        asked = []
+
+        def fake_validation(game, preset, tau, *, round, **kw):
+            asked.append(round)
+            return {"real_mean": means[round]}
+
+        monkeypatch.setattr(pipeline, "get_validation", fake_validation)
+        monkeypatch.setattr(pipeline, "make_run", lambda *a, **k: pipeline.Run.of("doom", preset))
+        pipeline.get_rounds("doom", preset)
+        return asked
+
+    assert rounds_run([100, 500, 400, 900, 950]) == [0, 1, 2]  # round 2 did not pay: stop
+    assert rounds_run([100, 500, 600, 900, 950]) == [0, 1, 2, 3, 4]  # at most rounds + 3
+    assert rounds_run([600, 500, 900, 900]) == [0, 1]  # round 1 (the preset's) did not pay
+    plain = dataclasses.replace(dream, extra_rounds=0)
+    assert not pipeline.another_round_pays([{"real_mean": 1}, {"real_mean": 9}], plain)

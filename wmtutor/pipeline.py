@@ -398,6 +398,33 @@ def choose_round(validations: list[dict]) -> int:
     return max(range(len(validations)), key=lambda k: (validations[k]["real_mean"], -k))
 
 
+def another_round_pays(validations: list[dict], dream: presets.Dream) -> bool:
+    """Whether to run one more round of iterative training after the preset's ``rounds``:
+    while fewer than ``rounds + extra_rounds`` rounds are done and the newest round is the
+    best so far on validation (strictly: it improved on every earlier round)."""
+    done = len(validations) - 1
+    if done < dream.rounds or done >= dream.rounds + dream.extra_rounds:
+        return False
+    best_before = max(v["real_mean"] for v in validations[:-1]) if done else -np.inf
+    return validations[-1]["real_mean"] > best_before
+
+
+def get_rounds(game: str, preset: Preset | str | None = None, tau: float | None = None, *,
+               seed: int | None = None, device: str | torch.device | None = None,
+               progress: bool = True) -> list[dict]:  # fmt: skip
+    """Every round's validation (``get_validation``): rounds 0 to the preset's ``rounds``,
+    then more while ``another_round_pays``. Each round is made if missing."""
+    run = make_run(game, preset, seed)
+    dream = _dream_config(run, tau)
+    common = dict(seed=run.seed, device=device, progress=progress)
+    validations = [get_validation(game, preset, dream.tau, round=k, **common)
+                   for k in range(dream.rounds + 1)]  # fmt: skip
+    while another_round_pays(validations, dream):
+        validations.append(get_validation(game, preset, dream.tau, round=len(validations),
+                                          **common))  # fmt: skip
+    return validations
+
+
 def tau_sweep(game: str = "doom", preset: Preset | str | None = None, *,
               seed: int | None = None, device: str | torch.device | None = None,
               progress: bool = True) -> list[dict]:  # fmt: skip
@@ -449,7 +476,8 @@ def run_pipeline(
 
     gather -> vae -> encode -> mdnrnn -> controller (in the dream) -> round1 ... (the
     preset's ``dream.rounds`` rounds of iterative training) -> validate (every round's C
-    on the validation episodes) -> evaluate (the best of them, chosen on validation
+    on the validation episodes) -> more rounds while ``another_round_pays`` (the preset's
+    ``extra_rounds``, none by default) -> evaluate (the best of them, chosen on validation
     alone, on the test episodes: the only time they are played) -> gifs. Each stage
     resumes: a stage already done costs only the check. The record (``pipeline.json`` in
     the run's folder, rewritten after each stage) has ``stages`` (``{name: seconds}``, the
@@ -512,17 +540,30 @@ def run_pipeline(
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(record, indent=1))
 
-    for name in stage_names(rounds):
+    def do(name: str, action: Callable[[], object]) -> None:
         log(f"[{name}] ...")
         start = time.perf_counter()
-        actions[name]()
+        action()
         seconds = time.perf_counter() - start
         # A stage that had nothing left to do keeps the time of the run that did it.
         if name not in stages or seconds > stages[name]:
             stages[name] = round(seconds, 1)
         log(f"[{name}] {seconds:.0f} s")
         save()
-    record["stages"] = {k: stages[k] for k in stage_names(rounds)}
+
+    names = stage_names(rounds)
+    for name in names[: names.index("evaluate")]:
+        do(name, actions[name])
+    # More rounds while validation says they pay (the preset's extra_rounds; none by default).
+    while another_round_pays(validations, dream):
+        k = len(validations)
+        names.insert(names.index("evaluate"), f"round{k}")
+        do(f"round{k}", lambda k=k: validations.append(
+            get_validation(game, preset, dream.tau, round=k, **common)))  # fmt: skip
+    rounds = record["rounds"] = len(validations) - 1
+    for name in names[names.index("evaluate") :]:
+        do(name, actions[name])
+    record["stages"] = {k: stages[k] for k in names}
     record["total_seconds"] = round(sum(record["stages"].values()), 1)
     record["validation"] = [{k: v for k, v in r.items() if k != "real"} for r in validations]
     record["chosen_round"] = choose_round(validations)

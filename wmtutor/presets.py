@@ -235,7 +235,7 @@ class Dream(Section):
     RULES = dict(tau=Rule("number", 0, 5), done_threshold=FRACTION, precision=PRECISION,
                  real_episodes=COUNT, validation_episodes=COUNT, taus=Rule("number", 0, 5),
                  sweep_generations=COUNT0,
-                 sweep_episodes=COUNT0, rounds=COUNT0, round_episodes=COUNT,
+                 sweep_episodes=COUNT0, rounds=COUNT0, extra_rounds=COUNT0, round_episodes=COUNT,
                  round_epochs=COUNT0, round_sigma=NONNEG)  # fmt: skip
 
     tau: float = 1.15  # M's temperature in the dream
@@ -248,7 +248,8 @@ class Dream(Section):
     sweep_episodes: int = 0  # real-game episodes per tau of the sweep
     # Iterative training (wmtutor.iterative): rounds of "play the real game with the
     # dream-trained C, add those episodes to M's data, retrain M and C" after the first C.
-    rounds: int = 0
+    rounds: int = 0  # rounds of iterative training after the first C
+    extra_rounds: int = 0  # up to this many more, each while the newest round is best on validation
     round_episodes: int = 300  # real episodes recorded per round
     round_epochs: int = 30  # more epochs of M per round, on old and new data together
     round_sigma: float = 0.1  # noise on C's parameters per recorded episode, for variety
