@@ -178,3 +178,18 @@ def test_a_controller_is_not_resumed_against_another_m(spec, tmp_path):
         train_controller(tmp_path / "c", CONFIG, judge(mine), progress=False)
     log = train_controller(tmp_path / "c", short, judge(mine), restart=True, progress=False)
     assert len(log) == 1
+
+
+def test_an_agent_for_another_spec_closes_the_games_of_the_last_one(spec):
+    # A ViZDoom engine is a process of its own: games dropped without close() would run
+    # on until the kernel exits, one more for every agent a notebook builds.
+    from wmtutor.controller import close_games, make_agent
+
+    _, envs = make_agent(spec, 2)
+    for env in envs:
+        env.reset(seed=0)
+    engines = [env.unwrapped.game for env in envs]
+    assert all(game.is_running() for game in engines)
+    make_agent(dict(spec, inputs="z"), 1)
+    assert not any(game.is_running() for game in engines)
+    close_games()

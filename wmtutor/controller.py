@@ -23,6 +23,7 @@ exactly.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import json
 import multiprocessing
@@ -217,10 +218,21 @@ def run_episodes(
 _WORKER: dict = {}
 
 
+def close_games() -> None:
+    """Close this process's cached games (``make_agent``'s): a ViZDoom engine is a process of
+    its own that outlives ours unless its game is closed. Runs at exit too."""
+    for env in _WORKER.pop("envs", []):
+        env.close()
+
+
+atexit.register(close_games)
+
+
 def make_agent(spec: dict, n_envs: int) -> tuple[Agent, list]:
     """The agent and ``n_envs`` games of this process, built once and reused."""
     key = json.dumps(spec, sort_keys=True)
     if _WORKER.get("key") != key:
+        close_games()
         device = get_device(spec.get("device"))
         vae = load_vae(spec["vae"], device=device)
         mdnrnn = load_mdnrnn(spec["mdnrnn"], device=device)
