@@ -11,10 +11,12 @@ from wmtutor import presets
 from wmtutor.cli import build_parser
 from wmtutor.cli import main as cli_main
 
-SKIP = {"--help", "--quiet", "--debug", "--all", "--restart", "--in-dream", "--scheduler"}
+SKIP = {"--help", "--quiet", "--debug", "--all", "--restart", "--in-dream", "--scheduler",
+        "--no-window"}  # fmt: skip
 BY_NAME = {"--preset": ["huge"], "--device": ["gpu0", "cuda:99"], "--env": ["quake"]}
 PATHS = {"--out": "FILE/sub", "--rollouts-dir": "/nonexistent/r", "--latents-dir": "FILE",
-         "--vae": "/nonexistent/vae.pt", "--controller": "/nonexistent/c"}  # fmt: skip
+         "--vae": "/nonexistent/vae.pt", "--controller": "/nonexistent/c",
+         "--record": "FILE/clip.gif"}  # fmt: skip
 
 
 def bad_values(action: argparse.Action) -> list[str]:

@@ -38,6 +38,14 @@ def test_the_pipeline_runs_every_stage_then_resumes_without_redoing_them(
     recorded = json.loads((round1 / "rollouts" / "manifest.json").read_text())["files"]
     assert len(recorded) == 3 and all(1 <= e["length"] <= 20 for e in recorded)
     assert len(list((round1 / "latents").glob("rollout_*.npz"))) == 3
+    # watching the shipped agent trains nothing and records every step
+    before = sorted(p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file())
+    cli_main(["play", "--env", "doom", "--preset", "tiny", "--no-window", "--quiet",
+              "--record", str(tmp_path / "watch.gif")])  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"C shipped by the pipeline (round {chosen}" in out and "recorded:" in out
+    assert (tmp_path / "watch.gif").exists()
+    assert sorted(p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()) == before
     m_log = [json.loads(line) for line in open(round1 / "mdnrnn_log.jsonl")]
     assert max(r["epoch"] for r in m_log) == 3 + 1  # the preset's 3 epochs, then 1 more
     gifs = [dream / "round0" / "controller" / "dream_vs_real.gif",

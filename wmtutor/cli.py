@@ -81,6 +81,15 @@ def _out_dir(text: str) -> str:
     return str(path)
 
 
+def _video_file(text: str) -> str:
+    """A file to record into: ``.gif`` or ``.mp4``, in a folder that is not a file."""
+    path = Path(text).expanduser()
+    if path.suffix.lower() not in (".gif", ".mp4"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a file ending in .gif or .mp4")
+    _out_dir(str(path.parent))
+    return str(path)
+
+
 def _existing(kind: str):
     def parse(text: str) -> str:
         path = Path(text).expanduser()
@@ -397,6 +406,19 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
         print(f"GIF: {path}")
 
 
+def cmd_play(args: argparse.Namespace) -> None:
+    from wmtutor.play import play
+
+    run = run_of(args)
+    result = play(args.env, run.settings, policy=args.policy, seed=run.seed,
+                  episode_seed=args.episode_seed, max_steps=args.max_steps,
+                  window=False if args.no_window else None, record=args.record,
+                  scale=args.scale, fps=args.fps, device=args.device)  # fmt: skip
+    print(f"{args.env}: {result['what']}; {result['steps']} steps, return {result['return']:.1f}")
+    if "record" in result:
+        print(f"recorded: {result['record']}")
+
+
 def cmd_tau_sweep(args: argparse.Namespace) -> None:
     from wmtutor.pipeline import sweep_table, tau_sweep
 
@@ -538,6 +560,22 @@ def build_parser() -> argparse.ArgumentParser:
                 )  # fmt: skip
     common_flags(p)
     section_flags(p, presets.Dream, only=("taus", "sweep_generations", "sweep_episodes"))
+
+    p = command("play", cmd_play, "watch one episode: the trained agent, random play or you",
+                "Play one episode and show it live in a window (where there is a display), "
+                "and/or record it to a GIF or MP4. The agent is the run's as it is on disk "
+                "(the round the pipeline shipped, else C trained in the real game, else in "
+                "the dream): nothing is trained. --policy human plays with the arrow keys."
+                )  # fmt: skip
+    common_flags(p)
+    p.add_argument("--policy", choices=("agent", "random", "human"), default="agent",
+                   help="who plays (default: the trained agent)")  # fmt: skip
+    p.add_argument("--record", type=_video_file, help="write the episode to FILE.gif or .mp4")
+    p.add_argument("--no-window", action="store_true", help="no window, even with a display")
+    p.add_argument("--episode-seed", type=_count(0), default=0, help="the episode's seed")
+    p.add_argument("--max-steps", type=_count(1), help="cap (default: the preset's controller's)")
+    p.add_argument("--scale", type=_count(1), default=2, help="window size, times the game's")
+    p.add_argument("--fps", type=_count(1), default=30, help="frames per second at most")
     return parser
 
 

@@ -49,6 +49,7 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image
 
+SET_HEADLESS_DRIVER = "SDL_VIDEODRIVER" not in os.environ  # wmtutor.play's window undoes it
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame (CarRacing) never opens a window
 
 FRAME_SHAPE = (64, 64, 3)

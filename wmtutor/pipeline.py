@@ -46,7 +46,7 @@ from wmtutor.controller import (
 from wmtutor.datasets import rollout_files
 from wmtutor.dream import InDream, check_dream
 from wmtutor.files import read_manifest
-from wmtutor.layout import MANIFEST, RESULTS, VALIDATION, Run
+from wmtutor.layout import CONTROLLER_STATE, MANIFEST, RESULTS, VALIDATION, Run
 from wmtutor.mdnrnn import MDNRNN, load_mdnrnn, train_mdnrnn
 from wmtutor.presets import Preset
 from wmtutor.rollouts import gather, rollout_seed
@@ -166,11 +166,55 @@ def agent_spec(game: str, preset: Preset | str | None = None, *, seed: int | Non
     run = make_run(game, preset, seed)
     device = get_device(device)
     get_mdnrnn(game, preset, seed=run.seed, device=device, progress=progress)
+    return _spec(run, inputs or run.sizes.controller.inputs, device)
+
+
+def _spec(run: Run, inputs: str, device: torch.device, mdnrnn: Path | None = None) -> dict:
+    """The agent spec of ``run`` (its V, and its M unless ``mdnrnn`` names a round's)."""
     sizes = run.sizes
-    return {"game": game, "vae": str(run.vae), "mdnrnn": str(run.mdnrnn),
-            "latents": str(run.latents), "inputs": inputs or sizes.controller.inputs,
-            "bias": sizes.controller.bias, "frame_skip": sizes.data.frame_skip,
-            "device": str(device)}  # fmt: skip
+    return {"game": run.game, "vae": str(run.vae), "mdnrnn": str(mdnrnn or run.mdnrnn),
+            "latents": str(run.latents), "inputs": inputs, "bias": sizes.controller.bias,
+            "frame_skip": sizes.data.frame_skip, "device": str(device)}  # fmt: skip
+
+
+def trained_agent(
+    game: str,
+    preset: Preset | str | None = None,
+    *,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+) -> tuple[np.ndarray, dict, str]:
+    """The run's trained agent as it is on disk, training nothing: ``(params, spec, what)``.
+
+    The round ``wmtutor pipeline`` shipped if it ran, else C trained in the real game,
+    else round 0's C trained in the dream. Raises ``FileNotFoundError`` naming the command
+    that trains one when there is none."""
+    run = make_run(game, preset, seed)
+    device = get_device(device)
+    dream, inputs = run.sizes.dream, run.sizes.controller.inputs
+    shipped = None
+    if run.pipeline.exists():
+        record = json.loads(run.pipeline.read_text())
+        mine = record.get("dreams", {}).get(f"{inputs}_tau{dream.tau:g}", {})
+        shipped = mine.get("chosen_round")
+    candidates = []
+    if shipped is not None:
+        what = f"C shipped by the pipeline (round {shipped}, trained in the dream)"
+        candidates.append((run.dream_controller(shipped, dream.tau, inputs), shipped, what))
+    candidates += [
+        (run.controller(inputs), None, "C trained in the real game"),
+        (run.dream_controller(0, dream.tau, inputs), 0, "C trained in the dream"),
+    ]
+    for folder, k, what in candidates:
+        mdnrnn = run.round_mdnrnn(k or 0, dream.tau, inputs)
+        if all(p.exists() for p in (folder / CONTROLLER_STATE, run.vae, mdnrnn)):
+            params = load_controller_state(folder)["mean_params"]
+            return params, _spec(run, inputs, device, mdnrnn), f"{what}: {folder}"
+    raise FileNotFoundError(
+        f"no trained agent for {game} (preset {run.preset}, seed {run.seed}) under {run.folder}: "
+        f"train one with `wmtutor pipeline --env {game}` or `wmtutor train-controller --env "
+        f"{game}`, or watch random play (--policy random)"
+    )
 
 
 # ---------------------------------------------------------------------------------------
