@@ -2,7 +2,9 @@
 
     python benchmarks/exercises.py mdn-one-gaussian   # 01, exercise 1 (K = 1), ~1 min
     python benchmarks/exercises.py cmaes-popsize      # 02, exercise 1 (lambda 6 vs 64), ~10 s
+    python benchmarks/exercises.py coverage           # 03, exercise 2 (white vs brownian)
     python benchmarks/exercises.py vae-free-kl        # 04, exercise 1 (no KL allowance)
+    python benchmarks/exercises.py mdnrnn-on-mu       # 05, exercise 1 (M fed mu, not z)
 
 A hint says what the student will see; this script checks that it is what the code does,
 over several seeds where a single run could mislead. Each prints a table. They run on the
@@ -79,6 +81,52 @@ def cmaes_popsize(preset, seeds: list[int]) -> None:
                   f"{len(seeds)} | {caught or '-'} | {statistics.median(best):.1e} |")  # fmt: skip
 
 
+def coverage(preset, seeds: list[int]) -> None:
+    """03 ex 2: 20 CarRacing episodes of white-noise and of brownian random play with the
+    preset's episode length: track coverage and distance driven (mean ± std)."""
+    from wmtutor.datasets import rollout_files
+    from wmtutor.files import load_rollout
+    from wmtutor.rollouts import distance_driven, gather, track_coverage
+
+    data = preset.carracing.data
+    print(f"CarRacing, 20 episodes of {data.max_steps} steps per policy, seed {seeds[0]}")
+    print("| policy | track coverage | distance driven |\n|---|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for policy in ("white", "brownian"):
+            folder = Path(tmp) / policy
+            gather("carracing", 20, folder, policy=policy, max_steps=data.max_steps,
+                   seed=seeds[0], progress=False)  # fmt: skip
+            rollouts = [load_rollout(f) for f in rollout_files(folder)]
+            cov = [100 * track_coverage(r) for r in rollouts]
+            dist = [distance_driven(r) for r in rollouts]
+            print(f"| {policy} | {np.mean(cov):.1f} ± {np.std(cov):.1f} % | "
+                  f"{np.mean(dist):.0f} ± {np.std(dist):.0f} |")  # fmt: skip
+
+
+def mdnrnn_on_mu(preset, seeds: list[int], latents: str | None, device: str | None) -> None:
+    """05 ex 1: CarRacing's M trained on sampled z (the paper) and on mu alone, same data and
+    epochs: held-out z NLL (always on sampled z) after training, per seed."""
+    from wmtutor.mdnrnn import train_mdnrnn
+    from wmtutor.pipeline import get_latents
+    from wmtutor.utils import get_device
+
+    device = get_device(device)
+    folder = latents or get_latents("carracing", preset)["dir"]
+    cfg = preset.carracing.mdnrnn
+    print(f"CarRacing M, {cfg.epochs} epochs ({preset.name} preset), latents {folder}")
+    print("| seed | trained on | held-out z NLL, first epoch | after training |"
+          "\n|---:|---|---:|---:|")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in seeds:
+            for train_on in ("sample", "mu"):
+                config = dataclasses.replace(cfg, train_on=train_on)
+                ckpt = Path(tmp) / f"m_{seed}_{train_on}.pt"
+                log = train_mdnrnn(folder, ckpt, config, "carracing", seed=seed, device=device,
+                                   progress=False)  # fmt: skip
+                held = [r["z_nll"] for r in log if r["kind"] == "epoch"]
+                print(f"| {seed} | {train_on} | {held[1]:.3f} | {held[-1]:.3f} |")
+
+
 def vae_free_kl(preset, seeds: list[int], rollouts: str | None, device: str | None) -> None:
     """04 ex 1: CarRacing's V with and without the KL allowance (``kl_tolerance`` 0.5 and 0),
     same data and epochs: held-out reconstruction error, KL, and the latent dimensions used
@@ -114,10 +162,12 @@ def vae_free_kl(preset, seeds: list[int], rollouts: str | None, device: str | No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("which", choices=["mdn-one-gaussian", "cmaes-popsize", "vae-free-kl"])
+    parser.add_argument("which", choices=["mdn-one-gaussian", "cmaes-popsize", "coverage",
+                                          "vae-free-kl", "mdnrnn-on-mu"])  # fmt: skip
     parser.add_argument("--preset", default="laptop")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--rollouts", help="vae-free-kl: a rollouts folder (default: the run's)")
+    parser.add_argument("--latents", help="mdnrnn-on-mu: a latents folder (default: the run's)")
     parser.add_argument("--device", help="vae-free-kl: cpu, cuda (default: wmtutor's choice)")
     args = parser.parse_args()
     preset = get_preset(args.preset)
@@ -125,6 +175,10 @@ def main() -> None:
         mdn_one_gaussian(preset, args.seeds or [0, 1, 2])
     elif args.which == "cmaes-popsize":
         cmaes_popsize(preset, args.seeds or list(range(10)))
+    elif args.which == "coverage":
+        coverage(preset, args.seeds or [0])
+    elif args.which == "mdnrnn-on-mu":
+        mdnrnn_on_mu(preset, args.seeds or [0, 1], args.latents, args.device)
     else:
         vae_free_kl(preset, args.seeds or [0], args.rollouts, args.device)
 
