@@ -1,6 +1,7 @@
 # wmtutor: two commands set up everything on a fresh machine.
 #   make lab    create .venv, install wmtutor + JupyterLab, register the kernel, open the course
 #   make test   the same set-up, then lint, unit tests and every notebook (nbval, tiny preset)
+#   make browser  run notebook 04 (BROWSER_ARGS="--notebook all": 04 and 07) in headless Chromium
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,7 +11,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 PRESET ?= laptop
 
-.PHONY: setup lab test unit notebooks lint strip assets bench clean
+.PHONY: setup lab test unit notebooks lint strip assets bench browser clean
 
 setup: $(VENV)/.installed
 
@@ -55,6 +56,27 @@ bench: setup
 	$(BIN)/python benchmarks/controller.py
 	$(BIN)/python benchmarks/dream.py
 	$(BIN)/python benchmarks/toys.py
+
+# The course in a real browser: JupyterLab + headless Chromium on a copy of the notebooks,
+# tiny preset, temporary runs folder (tests/browser/check_lab.py --help for BROWSER_ARGS).
+APT_CHROMIUM := chromium fonts-liberation
+
+browser: setup $(VENV)/.browser
+	@if ! $(BIN)/python tests/browser/check_lab.py --find-chromium >/dev/null 2>&1; then \
+		if [ -z "$$CHROMIUM" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian's Chromium: apt-get install -y $(APT_CHROMIUM)"; \
+			apt-get update -qq && apt-get install -y -qq $(APT_CHROMIUM) >/dev/null; \
+		else \
+			$(BIN)/python tests/browser/check_lab.py --find-chromium; \
+			echo "make browser needs Chromium: run \`sudo apt-get install -y $(APT_CHROMIUM)\`"; \
+			echo "(or set CHROMIUM=/path/to/chromium-or-chrome)"; exit 2; \
+		fi; \
+	fi
+	$(BIN)/python tests/browser/check_lab.py $(BROWSER_ARGS)
+
+$(VENV)/.browser: pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[course,dev,browser]"
+	touch $@
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info
