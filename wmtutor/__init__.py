@@ -18,6 +18,7 @@ list; docs/architecture.md draws the layers):
 * ``cmaes``     -- CMA-ES from scratch, and pycma behind the same interface (trains C)
 * ``controller``-- C: the linear controller, the batched agent, CMA-ES on any Executor
 * ``dream``     -- M as a Gymnasium vector environment; a CMA-ES generation in one batch
+* ``bundle``    -- a run's trained models in one checked .zip, and back (for a class)
 * ``viz``       -- every figure and GIF
 * ``pipeline``  -- the stages chained, each made only if missing (what notebooks call)
 * ``cli``       -- the ``wmtutor`` command

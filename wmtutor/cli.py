@@ -10,6 +10,8 @@ wmtutor train-controller --env doom --in-dream  # ... or in M's dream
 wmtutor evaluate --env carracing # N episodes of the trained agent, random play beside
 wmtutor pipeline --env doom      # every stage end to end
 wmtutor migrate --env doom       # move a run of wmtutor 0.1 into the layout with seeds
+wmtutor bundle export --env doom # a run's trained models in one .zip (for a class)
+wmtutor bundle import FILE_OR_URL  # ... unpacked into the same run: nothing is retrained
 
 Every command reads the same preset (``--preset`` or ``$WMTUTOR_PRESET``), seed
 (``--seed``, default the preset's) and device (``--device`` or ``$WMTUTOR_DEVICE``) and
@@ -88,6 +90,27 @@ def _video_file(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a file ending in .gif or .mp4")
     _out_dir(str(path.parent))
     return str(path)
+
+
+def _bundle_out(text: str) -> str:
+    """A bundle to write: a file ending in ``.zip``, in a folder that is not a file."""
+    path = Path(text).expanduser()
+    if path.suffix.lower() != ".zip":
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a file ending in .zip")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: a folder, expected a file ending in .zip")
+    _out_dir(str(path.parent))
+    return str(path)
+
+
+def _bundle_source(text: str) -> str:
+    """A bundle to read: an existing file, or an http(s):// or file:// URL."""
+    from wmtutor.bundle import check_source  # torch: only when the command runs
+
+    try:
+        return check_source(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _existing(kind: str):
@@ -431,6 +454,40 @@ def cmd_tau_sweep(args: argparse.Namespace) -> None:
     print(sweep_table(rows))
 
 
+def cmd_bundle_export(args: argparse.Namespace) -> None:
+    from wmtutor.bundle import export_bundle
+
+    run = layout.Run.of(args.env, args.preset, args.seed)
+    run.check_layout()
+    out = Path(args.out or f"wmtutor-{run.game}-{run.preset}-seed{run.seed}.zip")
+    start = time.perf_counter()
+    manifest = export_bundle(run, out, tau_sweep=args.tau_sweep, force=args.force)
+    seconds = time.perf_counter() - start
+    if not args.quiet:
+        for entry in manifest["files"]:
+            print(f"  {entry['bytes'] / 2**20:8.2f} MiB  {entry['path']}")
+    print(f"{run.folder} -> {out}: {len(manifest['files'])} files, "
+          f"{manifest['bytes'] / 2**20:.1f} MiB unpacked, {out.stat().st_size / 2**20:.1f} MiB "
+          f"packed, {seconds:.1f} s (no rollouts, latents or GIFs)")  # fmt: skip
+
+
+def cmd_bundle_import(args: argparse.Namespace) -> None:
+    from wmtutor.bundle import import_bundle
+
+    start = time.perf_counter()
+    run, manifest, written = import_bundle(args.source, force=args.force)
+    seconds = time.perf_counter() - start
+    kept = len(manifest["files"]) - len(written)
+    print(
+        f"{args.source} -> {run.folder}: {len(written)} files written"
+        + (f", {kept} already there" if kept else "")
+        + f" ({manifest['game']}, preset {manifest['preset']}, seed {manifest['seed']}, made "
+        f"{manifest['created']} with wmtutor {manifest['wmtutor_version']}), {seconds:.1f} s"
+    )
+    print(f"Its models are used as they are: notebooks and commands with --env {run.game} "
+          f"--preset {run.preset} --seed {run.seed} train none of them.")  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------
 # The parser
 
@@ -576,12 +633,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=_count(1), help="cap (default: the preset's controller's)")
     p.add_argument("--scale", type=_count(1), default=2, help="window size, times the game's")
     p.add_argument("--fps", type=_count(1), default=30, help="frames per second at most")
+
+    p = command("bundle", None, "share a run's trained models: export them to one .zip, "
+                "import one", "Train once, share the models: `bundle export` packs a run's V, "
+                "M and every controller (not the data) into one .zip with a manifest of "
+                "checksums; `bundle import` checks one and unpacks it into the same run, whose "
+                "models the notebooks and commands then use as they are.")  # fmt: skip
+    actions = p.add_subparsers(dest="bundle_action", required=True, metavar="ACTION")
+    q = actions.add_parser("export", help="pack a run's trained models into one .zip",
+                           description="Pack the run's V (vae.pt), M (mdnrnn.pt), every "
+                           "controller and each round's M, their logs and cached scores, and "
+                           "where its dreams start (first-frame latents), with a manifest of "
+                           "every file's size and SHA-256. Not the rollouts, latents or GIFs."
+                           )  # fmt: skip
+    q.set_defaults(func=cmd_bundle_export)
+    common_flags(q, device=False)
+    q.add_argument("--out", type=_bundle_out, help="the .zip to write (default: "
+                   "wmtutor-<env>-<preset>-seed<seed>.zip here)")  # fmt: skip
+    q.add_argument("--tau-sweep", action="store_true",
+                   help="include the temperature sweep's controllers (tau_sweep/) too")  # fmt: skip
+    q.add_argument("--force", action="store_true", help="replace the .zip if it exists")
+    q = actions.add_parser("import", help="check a bundle and unpack it into its run",
+                           description="Check a bundle (every member a plain file its manifest "
+                           "lists, every SHA-256, every checkpoint weights-only) and unpack it "
+                           "into runs/<env>/<preset>/seed<seed>/, the run it was exported from. "
+                           "A file the run has already is never replaced without --force."
+                           )  # fmt: skip
+    q.set_defaults(func=cmd_bundle_import)
+    q.add_argument("source", metavar="FILE_OR_URL", type=_bundle_source,
+                   help="a bundle .zip, or an http://, https:// or file:// URL of one")  # fmt: skip
+    q.add_argument("--force", action="store_true",
+                   help="replace the run's own files where the bundle's go")  # fmt: skip
+    q.add_argument("--debug", action="store_true", help="show a traceback on an error")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     debug = getattr(args, "debug", False) or os.environ.get("WMTUTOR_DEBUG") == "1"
+    name = " ".join(filter(None, (args.command, getattr(args, "bundle_action", None))))
     try:
         args.func(args)
         sys.stdout.flush()
@@ -590,12 +680,12 @@ def main(argv: list[str] | None = None) -> None:
         os.dup2(devnull, sys.stdout.fileno())
         raise SystemExit(0) from None
     except KeyboardInterrupt:
-        print(f"\nwmtutor {args.command}: interrupted; running it again resumes", file=sys.stderr)
+        print(f"\nwmtutor {name}: interrupted; running it again resumes", file=sys.stderr)
         raise SystemExit(130) from None
     except (ValueError, ImportError, OSError, RuntimeError) as err:  # one clear line
         if debug:
             raise
-        print(f"wmtutor {args.command}: error: {err}", file=sys.stderr)
+        print(f"wmtutor {name}: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -20,6 +20,7 @@ candidates ``(P, n_params)`` laid out as ``wmtutor.controller.Controller`` lays 
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import gymnasium as gym
@@ -303,10 +304,16 @@ def dream_one_by_one(
 # Training C in the dream: the judge that train_controller asks for fitness
 
 
-def initial_latents(latents_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+def initial_latents(latents: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """``mu`` and ``logvar`` ``(N, z_dim)`` of the first frame of every encoded rollout: where
-    dreams start (a dream's z0 is drawn from N(mu, sigma^2) of one of them)."""
-    folder = Path(latents_dir)
+    dreams start (a dream's z0 is drawn from N(mu, sigma^2) of one of them).
+
+    ``latents`` is a folder of encoded rollouts, or a ``.npz`` file that holds these two
+    arrays already (a bundle's ``initial_latents.npz``: dreams without any data).
+    """
+    folder = Path(latents)
+    if folder.suffix == ".npz" and not folder.is_dir():
+        return _initial_latents_file(folder)
     manifest = read_manifest(folder)
     mu, logvar = [], []
     for entry in manifest["files"]:
@@ -316,6 +323,20 @@ def initial_latents(latents_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndar
     if not mu:
         raise ValueError(f"{folder} holds no encoded rollouts to start dreams from")
     return np.stack(mu), np.stack(logvar)
+
+
+def _initial_latents_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The ``mu`` and ``logvar`` a first-frame file holds, checked (no pickle)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            mu, logvar = data["mu"], data["logvar"]
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: not a file of dream starts, mu and logvar "
+                         f"({type(err).__name__}: {err})") from None  # fmt: skip
+    if mu.ndim != 2 or mu.shape != logvar.shape or not len(mu):
+        raise ValueError(f"{path}: mu {mu.shape} and logvar {logvar.shape}, expected two "
+                         "(N, z_dim) arrays with N >= 1")  # fmt: skip
+    return mu.astype(np.float32), logvar.astype(np.float32)
 
 
 class InDream:

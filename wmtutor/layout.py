@@ -16,6 +16,9 @@ A *run* is one game, one preset and one seed. Its folder holds every stage's art
                 controller/           C trained in this round's dream
         tau_sweep/<inputs>_tau<tau>/  the temperature sweep's shorter runs
         pipeline.json             `wmtutor pipeline`: stage times and scores
+        bundle.json               `wmtutor bundle import`: the manifest of the bundle the
+                                  run's models came from (they are used as they are)
+        initial_latents.npz       ... and where its dreams start (first-frame mu, logvar)
 
 The root is ``$WMTUTOR_RUNS`` if set, else ``runs/`` at the top of the checkout when
 wmtutor is used from one (so notebooks and the CLI share artifacts), else
@@ -46,6 +49,8 @@ RESULTS = "results.json"  # the real-game test (test seeds)
 VALIDATION = "validation.json"  # real episodes of the validation seeds
 PIPELINE = "pipeline.json"
 DREAM_VS_REAL_GIF = "dream_vs_real.gif"
+BUNDLE = "bundle.json"  # in a run's folder: its models came from a bundle (wmtutor.bundle)
+INITIAL_LATENTS = "initial_latents.npz"  # a bundle's dream starts, in place of latents/
 
 
 def log_path(ckpt: str | os.PathLike) -> Path:
@@ -174,6 +179,17 @@ class Run:
     @property
     def pipeline(self) -> Path:
         return self.folder / PIPELINE
+
+    # A run imported from a bundle (``wmtutor bundle import``, ``wmtutor.bundle``)
+    @property
+    def bundle(self) -> Path:
+        """The marker of an imported bundle: its manifest (every file's size and SHA-256)."""
+        return self.folder / BUNDLE
+
+    @property
+    def initial_latents(self) -> Path:
+        """A bundle's dream starts (``mu``, ``logvar`` of every rollout's first frame)."""
+        return self.folder / INITIAL_LATENTS
 
     # -----------------------------------------------------------------------------------
     # The layout before seeds (wmtutor 0.1): runs/<game>/<preset>/ held one run directly.

@@ -8,6 +8,8 @@ run (``wmtutor.layout.Run``: a game, a preset, a seed), making what it needs fir
         -> get_dream_controller(round=k) (C in M's dream; round k >= 1 first records real
                                           episodes of round k-1's C and trains M on them)
         -> get_score                    (the real-game test, random play and the dream)
+    get_initial_latents                 (where dreams start: first frames of the latents,
+                                         or of a bundle)
 
 Notebooks call these, so each notebook runs on its own; ``wmtutor pipeline --env doom``
 runs them all (``run_pipeline``) and records the time of each stage and every score in
@@ -20,6 +22,13 @@ rollouts, a V trained with ``--epochs 1`` stays trained for one epoch. Derived d
 input changed is remade visibly (latents when V changed, with a warning); a checkpoint
 trained on other data than what is there now is refused, with the command that retrains
 it (``wmtutor.training.TrainingRun``).
+
+**A bundle's models are finished.** In a run imported with ``wmtutor bundle import``
+(``wmtutor.bundle``), every checkpoint and controller that came in the bundle and is
+unchanged (``bundled``) is used as it is: never trained on, and never refused because the
+local rollouts or latents differ from those it was trained on. Nothing a bundled V, M or
+C needs is gathered for it; dreams start from the bundle's first frames
+(``get_initial_latents``). What is not in the bundle is made as usual, from its models.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import numpy as np
 import torch
 
 from wmtutor import presets
+from wmtutor.bundle import bundled
 from wmtutor.controller import (
     RealGame,
     evaluate_params,
@@ -44,13 +54,21 @@ from wmtutor.controller import (
     train_controller,
 )
 from wmtutor.datasets import rollout_files
-from wmtutor.dream import InDream, check_dream
+from wmtutor.dream import InDream, check_dream, initial_latents
 from wmtutor.files import read_manifest
-from wmtutor.layout import CONTROLLER_STATE, MANIFEST, RESULTS, VALIDATION, Run
+from wmtutor.layout import (
+    CONTROLLER_LOG,
+    CONTROLLER_STATE,
+    MANIFEST,
+    RESULTS,
+    VALIDATION,
+    Run,
+    log_path,
+)
 from wmtutor.mdnrnn import MDNRNN, load_mdnrnn, train_mdnrnn
 from wmtutor.presets import Preset
 from wmtutor.rollouts import gather, rollout_seed
-from wmtutor.training import load_checkpoint
+from wmtutor.training import load_checkpoint, read_log
 from wmtutor.utils import atomic_path, get_device
 from wmtutor.vae import ConvVAE, encode_rollouts, load_vae, train_vae
 from wmtutor.viz import dream_vs_real_gif
@@ -118,9 +136,11 @@ def get_vae(game: str, preset: Preset | str | None = None, *, seed: int | None =
             device: str | torch.device | None = None,
             progress: bool = True) -> tuple[ConvVAE, list[dict]]:  # fmt: skip
     """The run's trained V and its log; trained first (with its data) if missing, finished
-    with its own settings if it was cut short."""
+    with its own settings if it was cut short; a bundle's V as it is (no data needed)."""
     run = make_run(game, preset, seed)
     device = get_device(device)
+    if bundled(run, run.vae):
+        return load_vae(run.vae, device=device), read_log(log_path(run.vae))
     rollouts = get_rollouts(game, preset, seed=run.seed, progress=progress)["dir"]
     config = run.sizes.vae
     if run.vae.exists():
@@ -133,9 +153,12 @@ def get_latents(game: str, preset: Preset | str | None = None, *, seed: int | No
                 device: str | torch.device | None = None,
                 progress: bool = True) -> dict:  # fmt: skip
     """The run's rollouts encoded by its V (M's data); made if missing, remade if V changed.
-    Returns the manifest, with ``"dir"``."""
+    Returns the manifest, with ``"dir"``. (A bundle's V: the run's own rollouts are gathered
+    first, if missing, and encoded by it.)"""
     run = make_run(game, preset, seed)
     device = get_device(device)
+    if bundled(run, run.vae):  # get_vae gathers nothing for it
+        get_rollouts(game, preset, seed=run.seed, progress=progress)
     get_vae(game, preset, seed=run.seed, device=device, progress=progress)
     manifest = encode_rollouts(run.vae, run.rollouts, run.latents, device=device,
                                progress=progress)  # fmt: skip
@@ -145,9 +168,12 @@ def get_latents(game: str, preset: Preset | str | None = None, *, seed: int | No
 def get_mdnrnn(game: str, preset: Preset | str | None = None, *, seed: int | None = None,
                device: str | torch.device | None = None,
                progress: bool = True) -> tuple[MDNRNN, list[dict]]:  # fmt: skip
-    """The run's trained M and its log; trained first (with V and the latents) if missing."""
+    """The run's trained M and its log; trained first (with V and the latents) if missing;
+    a bundle's M as it is (no data needed)."""
     run = make_run(game, preset, seed)
     device = get_device(device)
+    if bundled(run, run.mdnrnn):
+        return load_mdnrnn(run.mdnrnn, device=device), read_log(log_path(run.mdnrnn))
     latents = get_latents(game, preset, seed=run.seed, device=device, progress=progress)
     config = run.sizes.mdnrnn
     if run.mdnrnn.exists():
@@ -170,11 +196,36 @@ def agent_spec(game: str, preset: Preset | str | None = None, *, seed: int | Non
 
 
 def _spec(run: Run, inputs: str, device: torch.device, mdnrnn: Path | None = None) -> dict:
-    """The agent spec of ``run`` (its V, and its M unless ``mdnrnn`` names a round's)."""
+    """The agent spec of ``run`` (its V, and its M unless ``mdnrnn`` names a round's).
+    ``latents`` is where dreams start (``dream.initial_latents``): the latents folder, or
+    a bundle's first-frame file."""
     sizes = run.sizes
+    starts = run.initial_latents if bundled(run, run.initial_latents) else run.latents
     return {"game": run.game, "vae": str(run.vae), "mdnrnn": str(mdnrnn or run.mdnrnn),
-            "latents": str(run.latents), "inputs": inputs, "bias": sizes.controller.bias,
+            "latents": str(starts), "inputs": inputs, "bias": sizes.controller.bias,
             "frame_skip": sizes.data.frame_skip, "device": str(device)}  # fmt: skip
+
+
+def get_initial_latents(game: str, preset: Preset | str | None = None, *,
+                        seed: int | None = None, device: str | torch.device | None = None,
+                        progress: bool = True) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Where the run's dreams start: ``mu`` and ``logvar`` ``(N, z_dim)`` of the first frame
+    of every encoded rollout (``dream.initial_latents``). From the bundle the run came in,
+    if it did (no data needed), else from its latents (made first if missing)."""
+    run = make_run(game, preset, seed)
+    if bundled(run, run.initial_latents):
+        return initial_latents(run.initial_latents)
+    latents = get_latents(game, preset, seed=run.seed, device=device, progress=progress)
+    return initial_latents(latents["dir"])
+
+
+def _bundled_controller(run: Run, folder: Path) -> tuple[np.ndarray, list[dict]] | None:
+    """A controller that came in the run's bundle, as it is: ``(mean params, log)``."""
+    if not bundled(run, folder / CONTROLLER_STATE):
+        return None
+    log = folder / CONTROLLER_LOG
+    return (load_controller_state(folder)["mean_params"],
+            json.loads(log.read_text()) if log.exists() else [])  # fmt: skip
 
 
 def trained_agent(
@@ -231,8 +282,11 @@ def get_controller(game: str, preset: Preset | str | None = None, *, seed: int |
     spec = agent_spec(game, preset, seed=run.seed, inputs=inputs, device=device,
                       progress=progress)  # fmt: skip
     config = run.sizes.controller
-    judge = RealGame(spec, run.seed, workers=workers, timeout=config.timeout)
     folder = run.controller(spec["inputs"])
+    done = _bundled_controller(run, folder)
+    if done is not None:
+        return *done, spec
+    judge = RealGame(spec, run.seed, workers=workers, timeout=config.timeout)
     log = train_controller(folder, config, judge, seed=run.seed, progress=progress)
     return load_controller_state(folder)["mean_params"], log, spec
 
@@ -247,6 +301,12 @@ def _round_mdnrnn(run: Run, previous: dict, params: np.ndarray, dream: presets.D
     """Round k's M (made if missing): round k-1's C plays real episodes, V encodes them,
     and M trains ``round_epochs`` more epochs on all the data so far. Returns its spec."""
     folder = run.round(k, dream.tau, previous["inputs"])
+    ckpt = folder / Path(run.mdnrnn).name
+    if bundled(run, ckpt):
+        return {**previous, "mdnrnn": str(ckpt)}
+    if not (run.latents / MANIFEST).exists():  # a bundled run: its own data, encoded by V
+        get_latents(run.game, run.settings, seed=run.seed, device=previous["device"],
+                    progress=progress)  # fmt: skip
     sizes = run.sizes
     record_agent_rollouts(previous, params, dream.round_episodes, folder / "rollouts",
                           sigma=dream.round_sigma, seed=run.seed + k,
@@ -260,7 +320,6 @@ def _round_mdnrnn(run: Run, previous: dict, params: np.ndarray, dream: presets.D
     files = sorted(files, key=lambda p: (p.name, str(p)))
     base = _own_config(presets.MDNRNN, load_checkpoint(run.mdnrnn)["config"], sizes.mdnrnn)
     config = dataclasses.replace(base, epochs=base.epochs + k * dream.round_epochs)
-    ckpt = folder / Path(run.mdnrnn).name
     train_mdnrnn(files, ckpt, config, run.game, seed=run.seed + k, init_from=previous["mdnrnn"],
                  device=previous["device"], progress=progress)  # fmt: skip
     return {**previous, "mdnrnn": str(ckpt)}
@@ -295,6 +354,9 @@ def _train_in_dream(run: Run, spec: dict, dream: presets.Dream, k: int,
                     progress: bool) -> tuple[np.ndarray, list[dict]]:  # fmt: skip
     """Round k's C in the dream of ``spec``'s M (trained or finished if need be)."""
     folder = run.dream_controller(k, dream.tau, spec["inputs"])
+    done = _bundled_controller(run, folder)
+    if done is not None:
+        return done
     judge = InDream.from_spec(spec, dream, run.seed)
     log = train_controller(folder, run.sizes.controller, judge, seed=run.seed, progress=progress)
     return load_controller_state(folder)["mean_params"], log
@@ -329,6 +391,9 @@ def get_dream_controller(
         run.sizes.controller, generations=dream.sweep_generations, eval_every=0
     )
     folder = run.sweep(dream.tau)
+    done = _bundled_controller(run, folder)
+    if done is not None:
+        return *done, spec
     judge = InDream.from_spec(spec, dream, run.seed)
     log = train_controller(folder, config, judge, seed=run.seed, progress=progress)
     return load_controller_state(folder)["mean_params"], log, spec
@@ -557,10 +622,13 @@ def run_pipeline(
             dream_vs_real_gif(spec, params, dream.tau, gif, seed=run.seed, max_steps=clip)
             record["gifs"].append(str(gif))
 
+    from_bundle = bundled(run, run.mdnrnn)  # then no stage needs the data: none gathered
     actions = {
-        "gather": lambda: get_rollouts(game, preset, seed=run.seed, progress=progress),
+        "gather": lambda: (
+            from_bundle or get_rollouts(game, preset, seed=run.seed, progress=progress)
+        ),  # fmt: skip
         "vae": lambda: get_vae(game, preset, **common),
-        "encode": lambda: get_latents(game, preset, **common),
+        "encode": lambda: from_bundle or get_latents(game, preset, **common),
         "mdnrnn": lambda: get_mdnrnn(game, preset, **common),
         "controller": lambda: get_dream_controller(game, preset, dream.tau, round=0, **common),
         **{
