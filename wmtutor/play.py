@@ -33,7 +33,7 @@ from wmtutor.pipeline import make_run, trained_agent
 from wmtutor.presets import Preset
 from wmtutor.utils import get_device
 from wmtutor.vae import load_vae
-from wmtutor.viz import save_gif
+from wmtutor.viz import fixed_image, save_gif
 
 POLICIES = ("agent", "random", "human")
 WINDOW_KEYS = {
@@ -235,8 +235,9 @@ def watch(game: str, preset: Preset | str | None = None, *, scale: int = 2, fps:
     import ipywidgets as widgets  # notebooks only: scripts and workers never load it
     from IPython.display import display  # notebooks only
 
-    image, label = widgets.Image(format="png"), widgets.Label()
-    display(widgets.VBox([image, label]))
+    image, label = None, widgets.Label()
+    box = widgets.VBox([label])
+    display(box)
     last = [0.0]
 
     def on_frame(frame: np.ndarray, caption: str) -> None:
@@ -244,6 +245,10 @@ def watch(game: str, preset: Preset | str | None = None, *, scale: int = 2, fps:
         if now - last[0] < 1 / fps:
             return  # a widget cannot show more; the game runs on
         last[0] = now
+        nonlocal image
+        if image is None:  # its size is the game's: drawn at it, never stretched to the cell
+            image = fixed_image(widgets, frame.shape[1] * scale, frame.shape[0] * scale)
+            box.children = (image, label)
         big = np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1)
         buf = io.BytesIO()
         Image.fromarray(big).save(buf, format="png")

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.patches import Ellipse
+from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw
 
 from wmtutor.controller import record_episode
@@ -483,7 +484,7 @@ def latent_explorer(model, z0: np.ndarray, dims: Sequence[int], scale: int = 4):
     import ipywidgets as widgets  # notebooks only: scripts and workers never load it
 
     z0 = np.asarray(z0, dtype=np.float32)
-    image = _fixed_image(widgets, 64 * scale)
+    image = fixed_image(widgets, 64 * scale)
     sliders = {
         d: widgets.FloatSlider(
             value=float(z0[d]),
@@ -519,11 +520,12 @@ def latent_explorer(model, z0: np.ndarray, dims: Sequence[int], scale: int = 4):
                         layout=widgets.Layout(align_items="flex-start"))  # fmt: skip
 
 
-def _fixed_image(widgets, px: int):
-    """An image widget drawn at ``px`` × ``px`` screen pixels: JupyterLab otherwise stretches
-    it to the cell's width (a VBox) or to its neighbours' height (an HBox)."""
-    size = f"{px}px"
-    layout = widgets.Layout(width=size, height=size, min_width=size, object_fit="contain")
+def fixed_image(widgets, width: int, height: int | None = None):
+    """An image widget drawn at ``width`` × ``height`` screen pixels (square by default):
+    JupyterLab otherwise stretches it to the cell's width (a VBox) or to its neighbours'
+    height (an HBox)."""
+    w, h = f"{width}px", f"{height or width}px"
+    layout = widgets.Layout(width=w, height=h, min_width=w, object_fit="contain")
     return widgets.Image(format="png", layout=layout)
 
 
@@ -609,7 +611,8 @@ def plot_cmaes_log(ax: plt.Axes, log: Sequence[dict], title: str = "") -> None:
                     yerr=[r["eval_std"] for r in evals], fmt="ko", capsize=3,
                     label="mean params, evaluated")  # fmt: skip
     ax.set(xlabel="generation", ylabel="return", title=title)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # generations are whole numbers
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # beside, over no curve
 
 
 def episode_player(frames: np.ndarray, scale: int = 2):
@@ -648,7 +651,7 @@ def dream_player(env, names: Sequence[str] = ("left", "stay", "right"), scale: i
 
     adapter = env.adapter
     actions = (adapter.low, adapter.stay, adapter.high)
-    image = _fixed_image(widgets, 64 * scale)
+    image = fixed_image(widgets, 64 * scale)
     status = widgets.Label()
     tau = widgets.FloatSlider(value=env.tau, min=0.0, max=2.0, step=0.05, description="tau")
     steps = {"n": 0}
