@@ -192,7 +192,7 @@ def test_pictures_made_on_another_preset_than_laptop_say_so(tmp_path):
         assert any("tiny preset" in t.get_text() for t in fig.texts)
         plt.close(fig)
         with Image.open(viz.save_gif(frames, tmp_path / "tiny.gif")) as gif:
-            assert gif.size == (200, 64 + 14)  # a band on top names the preset
+            assert gif.size == (200, 64 + viz.STAMP_BAND)  # a band on top names the preset
         assert viz.stamp_pictures("laptop") == ""
         fig = plt.figure()
         assert fig.texts == []

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from matplotlib.patches import Ellipse
 from matplotlib.ticker import MaxNLocator
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from wmtutor.controller import record_episode
 from wmtutor.dream import DreamEnv, dream_episode, dream_step, initial_latents
@@ -37,6 +37,7 @@ DATA_STYLE = {"s": 4, "alpha": 0.25, "color": "tab:blue", "label": "data"}
 STAMP_WHY = {"tiny": "CI sizes, not a result",
              "paper": "the paper's sizes"}  # fmt: skip
 _FIGURE_HOOK = "wmtutor.viz:_stamp_figure"
+STAMP_BAND = 17  # pixels of the band a GIF's frames get on top
 _stamp = ""
 
 
@@ -66,11 +67,11 @@ def _stamp_frames(images: list[Image.Image]) -> list[Image.Image]:
         return images
     out = []
     for image in images:
-        band = Image.new("RGB", (image.width, 14), (150, 20, 20))
-        ImageDraw.Draw(band).text((3, 1), _stamp, fill=(255, 255, 255))
-        framed = Image.new("RGB", (image.width, image.height + 14))
+        band = Image.new("RGB", (image.width, STAMP_BAND), (150, 20, 20))
+        ImageDraw.Draw(band).text((3, 1), _stamp, fill=(255, 255, 255), font=_font())
+        framed = Image.new("RGB", (image.width, image.height + STAMP_BAND))
         framed.paste(band, (0, 0))
-        framed.paste(image.convert("RGB"), (0, 14))
+        framed.paste(image.convert("RGB"), (0, STAMP_BAND))
         out.append(framed)
     return out
 
@@ -535,15 +536,21 @@ def fixed_image(widgets, width: int, height: int | None = None):
 
 def label_frames(frames: np.ndarray, text: str, scale: int = 3) -> np.ndarray:
     """Upscale ``(T, H, W, 3)`` frames and write ``text`` in their top-left corner."""
-
+    font = _font()
     out = []
     for frame in upscale(frames, scale):
         image = Image.fromarray(frame)
         draw = ImageDraw.Draw(image)
-        draw.rectangle((0, 0, 7 * len(text) + 6, 14), fill=(0, 0, 0))
-        draw.text((3, 1), text, fill=(255, 255, 255))
+        right, bottom = draw.textbbox((3, 1), text, font=font)[2:]
+        draw.rectangle((0, 0, right + 3, bottom + 3), fill=(0, 0, 0))
+        draw.text((3, 1), text, fill=(255, 255, 255), font=font)
         out.append(np.asarray(image))
     return np.stack(out)
+
+
+def _font(size: int = 12):
+    """Pillow's own font at a readable size (its bitmap default is about 7 px)."""
+    return ImageFont.load_default(size=size)
 
 
 def plot_done_probability(ax: plt.Axes, done_prob: np.ndarray, terminated: np.ndarray) -> None:
