@@ -26,13 +26,11 @@ import torch
 from PIL import Image
 
 from wmtutor import envs
-from wmtutor.controller import Agent, Controller
+from wmtutor.controller import make_agent
 from wmtutor.envs import make_env
-from wmtutor.mdnrnn import load_mdnrnn
 from wmtutor.pipeline import make_run, trained_agent
 from wmtutor.presets import Preset
 from wmtutor.utils import get_device
-from wmtutor.vae import load_vae
 from wmtutor.viz import fixed_image, save_gif
 
 POLICIES = ("agent", "random", "human")
@@ -51,14 +49,9 @@ def has_display() -> bool:
 
 def agent_policy(spec: dict, params: np.ndarray) -> Callable[[np.ndarray, object], object]:
     """``act(frame, env) -> action`` for one game: V encodes the 64×64 frame, C reads
-    ``[z, h(, c)]``, M's state advances (the batched ``Agent`` with a batch of one)."""
-    vae = load_vae(spec["vae"], device=spec.get("device"))
-    mdnrnn = load_mdnrnn(spec["mdnrnn"], device=spec.get("device"))
-    adapter = make_env(spec["game"]).adapter
-    controller = Controller(vae.z_dim, mdnrnn.hidden, adapter.size, spec["inputs"],
-                            spec.get("bias", True), next(vae.parameters()).device)  # fmt: skip
-    controller.set_params(params)
-    agent = Agent(vae, mdnrnn, controller, adapter)
+    ``[z, h(, c)]``, M's state advances (``controller.make_agent``'s agent, batch of one)."""
+    agent, _ = make_agent(spec, 0)  # its games stay unused: ``frames`` plays its own
+    agent.controller.set_params(params)
     agent.reset(1)
     row = np.zeros(1, dtype=int)
     return lambda frame, env: agent.act(np.array(frame[None]), row)[0][0]
