@@ -374,7 +374,9 @@ def make_env(
         max_steps: episode cap in agent steps; ends the episode with ``truncated=True``.
             Default: 2100 for Doom (the paper's cap), the game's own limit otherwise.
         **options: passed to ``gymnasium.make`` (e.g. ``domain_randomize=True`` for
-            CarRacing, ``repeat_action_probability=0.0`` for Pong).
+            CarRacing, ``repeat_action_probability=0.0`` for Pong). CarRacing also takes
+            ``renderer``: ``"wmtutor"`` (default; ``wmtutor.fastcar``, the same frames
+            byte for byte, drawn faster) or ``"gymnasium"`` (the original).
 
     Raises:
         ValueError: an unknown game, a bad frame_skip or max_steps, or a render mode
@@ -395,13 +397,22 @@ def make_env(
         )
     spec = GAMES[name]
     _import_game_package(name)
+    gym_id = spec.gym_id
+    if name == "carracing":
+        renderer = options.pop("renderer", "wmtutor")
+        if renderer not in ("wmtutor", "gymnasium"):
+            raise ValueError(f"renderer={renderer!r}: expected 'wmtutor' or 'gymnasium'")
+        if renderer == "wmtutor":  # the same pixels, ~2.3x the steps per second
+            from wmtutor import fastcar
+
+            gym_id = fastcar.register()
     max_steps = spec.default_max_steps if max_steps is None else int(max_steps)
     kwargs = dict(options, render_mode="rgb_array")
     if spec.native_frame_skip:
         kwargs[spec.native_frame_skip] = int(frame_skip)
     if max_steps is not None:  # gym.make's TimeLimit counts inner steps
         kwargs["max_episode_steps"] = max_steps * (1 if spec.native_frame_skip else frame_skip)
-    env = gym.make(spec.gym_id, **kwargs)
+    env = gym.make(gym_id, **kwargs)
     return GameEnv(name, env, frame_skip=int(frame_skip), max_steps=max_steps)
 
 
