@@ -9,16 +9,23 @@ round shipped (chosen on validation alone; ``--extra-rounds N``: up to N more ro
 while the newest round is the best on validation), its test over the preset's real episodes
 (mean ± std and the median episode), random play on the same episodes, and the time the
 pipeline's stages took; then the mean over seeds of the test means. Nothing is averaged
-away: every seed has its row.
+away: every seed has its row. With extra rounds, a column gives the test of the round a
+plain run (the preset's rounds only) would ship, on the same seeds: the defence's effect.
+Last, round 0's C in the dream of every round's M: whether the rounds closed its loophole.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 
-from wmtutor.pipeline import run_pipeline
+from wmtutor.pipeline import (
+    choose_round,
+    first_controller_in_each_dream,
+    get_score,
+    run_pipeline,
+    seeds_table,
+)
 from wmtutor.presets import get_preset
 
 
@@ -44,21 +51,27 @@ def main() -> None:
         print(f"\n=== seed {seed} ===", flush=True)
         records.append(run_pipeline(args.env, preset, seed=seed, device=args.device,
                                     progress=not args.quiet))  # fmt: skip
-    rounds = max(len(r["validation"]) for r in records)
-    head = " | ".join(f"round {k} (validation)" for k in range(rounds))
+    plain = None
+    if preset.game(args.env).dream.extra_rounds:
+        # The same seeds without the extra rounds: the round a plain run ships is the best
+        # on validation among its own rounds; its test is played if it is not the shipped one.
+        rounds = preset.game(args.env).dream.rounds
+        plain = []
+        for r in records:
+            k = choose_round(r["validation"][: rounds + 1])
+            plain.append(None if k == r["chosen_round"] else get_score(
+                args.env, preset, round=k, seed=r["seed"], device=args.device,
+                progress=not args.quiet))  # fmt: skip
     print(f"\n{args.env}, preset {records[0]['preset']}\n")
-    print(f"| seed | {head} | shipped | test | median | random play | minutes |")
-    print("|---:|" + "---:|" * (rounds + 5))
+    print(seeds_table(records, plain))
+    print("\nround 0's C in the dream of each round's M (same starts, same noise), against "
+          "its real game (validation):")  # fmt: skip
     for r in records:
-        val = " | ".join(f"{v['real_mean']:.1f} ± {v['real_std']:.1f}" for v in r["validation"])
-        t = r["result"]
-        print(f"| {r['seed']} | {val} | {r['chosen_round']} | {t['real_mean']:.1f} ± "
-              f"{t['real_std']:.1f} | {t['real_median']:.1f} | {t['random_mean']:.1f} ± "
-              f"{t['random_std']:.1f} | {r['total_seconds'] / 60:.1f} |")  # fmt: skip
-    means = [r["result"]["real_mean"] for r in records]
-    spread = f" ± {statistics.stdev(means):.1f} across seeds" if len(means) > 1 else ""
-    print(f"\nmean of the {len(means)} test means: {statistics.mean(means):.1f}{spread}; "
-          f"worst seed {min(means):.1f}, best {max(means):.1f}")  # fmt: skip
+        dreams = first_controller_in_each_dream(args.env, preset, rounds=r["rounds"],
+                                                seed=r["seed"], device=args.device)  # fmt: skip
+        cells = ", ".join(f"round {d['round']}'s M {d['dream_mean']:.1f} ± {d['dream_std']:.1f}"
+                          for d in dreams)  # fmt: skip
+        print(f"  seed {r['seed']}: {cells}; real game {r['validation'][0]['real_mean']:.1f}")
 
 
 if __name__ == "__main__":

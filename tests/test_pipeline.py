@@ -4,9 +4,11 @@ import json
 
 import pytest
 
+from wmtutor import pipeline
 from wmtutor.cli import main as cli_main
 from wmtutor.pipeline import TEST_SEED, VALIDATION_SEED, choose_round, stage_names
 from wmtutor.rollouts import rollout_seed
+from wmtutor.viz import dreams_gif
 
 
 def test_the_pipeline_runs_every_stage_then_resumes_without_redoing_them(
@@ -80,6 +82,24 @@ def test_the_pipeline_runs_every_stage_then_resumes_without_redoing_them(
     with pytest.raises(SystemExit):  # a round is only in the dream
         cli_main(["evaluate", "--env", "doom", "--preset", "tiny", "--round", "1"])
     assert "--round needs --in-dream" in capsys.readouterr().err
+
+    # every finished seed's row, and round 0's C in each round's dream (the defence's check)
+    records = pipeline.seed_records("doom", "tiny")
+    assert [r["seed"] for r in records] == [0] and records[0]["tau"] == 0.5
+    table = pipeline.seeds_table(records).splitlines()
+    assert table[2].startswith("| 0 | ") and "mean of the 1 test means" in table[-1]
+    dreams = pipeline.first_controller_in_each_dream("doom", "tiny", rounds=1)
+    assert [d["round"] for d in dreams] == [0, 1] and all(d["dream_mean"] >= 1 for d in dreams)
+    assert state.stat().st_mtime_ns == trained_at  # read, not retrained
+    spec0 = pipeline.round_spec("doom", "tiny", k=0)
+    spec1 = pipeline.round_spec("doom", "tiny", k=1)
+    assert spec1["mdnrnn"] != spec0["mdnrnn"]
+    params0, _, _ = pipeline.get_dream_controller("doom", "tiny", round=0)
+    gif, episodes = dreams_gif([("M0", spec0), ("M1", spec1)], params0, 1.15, tmp_path / "2.gif")
+    assert gif.stat().st_size > 1000 and len(episodes) == 2
+    for e in episodes:  # P(done) after every step; the last one ended the dream (or the cap)
+        assert len(e["done_prob"]) == len(e["frames"]) == e["return"]
+        assert all(0 <= p <= 1 for p in e["done_prob"])
 
     cli_main(["tau-sweep", "--env", "doom", "--preset", "tiny", "--quiet"])
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
@@ -181,3 +201,25 @@ def test_more_rounds_run_only_while_the_newest_round_is_the_best_on_validation(m
     assert rounds_run([600, 500, 900, 900]) == [0, 1]  # round 1 (the preset's) did not pay
     plain = dataclasses.replace(dream, extra_rounds=0)
     assert not pipeline.another_round_pays([{"real_mean": 1}, {"real_mean": 9}], plain)
+
+
+def test_the_seeds_table_reports_every_seed_and_round_and_the_plain_runs_choice():
+    def record(seed, means, chosen, test):
+        validation = [{"round": k, "real_mean": m, "real_std": 1.0} for k, m in enumerate(means)]
+        result = {"round": chosen, "real_mean": test, "real_std": 2.0, "real_median": test - 1,
+                  "random_mean": 230.0, "random_std": 90.0}  # fmt: skip
+        return {"seed": seed, "validation": validation, "chosen_round": chosen,
+                "result": result, "total_seconds": 2700.0}  # fmt: skip
+
+    records = [record(0, [170, 800, 300], 1, 832.0), record(1, [250, 400, 600], 2, 650.0),
+               record(2, [200, 900], 1, 1000.0)]  # fmt: skip
+    plain = [None, {"round": 1, "real_mean": 420.0}, None]
+    lines = pipeline.seeds_table(records, plain).splitlines()
+    assert lines[0].count("(validation)") == 3 and "plain run's test" in lines[0]
+    assert lines[2] == ("| 0 | 170.0 ± 1.0 | 800.0 ± 1.0 | 300.0 ± 1.0 | 1 | 832.0 ± 2.0 | "
+                        "831.0 | 832.0 (round 1) | 230.0 ± 90.0 | 45.0 |")  # fmt: skip
+    assert "| 2 | 650.0 ± 2.0 | 649.0 | 420.0 (round 1) |" in lines[3]
+    assert "| not run | 1 |" in lines[4]  # seed 2 stopped after round 1
+    assert lines[-1].startswith("mean of the 3 test means: 827.3 ± 175.0 across seeds")
+    assert "worst seed 650.0, best 1000.0" in lines[-1]
+    assert pipeline.seeds_table([]).startswith("(no seed")

@@ -431,9 +431,10 @@ def dream_episode(
 ) -> dict[str, np.ndarray]:
     """The agent with controller ``params`` in its dream (``env.num_envs`` must be 1).
 
-    Returns ``z`` ``(T, z_dim)``, ``actions`` ``(T,)``, with ``render`` also ``frames``
-    ``(T, 64, 64, 3)`` decoded by V, and ``return`` (steps survived). This is the loop any
-    Gymnasium learner writes: observation -> C -> action -> ``env.step``.
+    Returns ``z`` ``(T, z_dim)``, ``actions`` ``(T,)``, ``done_prob`` ``(T,)`` (M's
+    P(done) after each step), with ``render`` also ``frames`` ``(T, 64, 64, 3)`` decoded by
+    V, and ``return`` (steps survived). This is the loop any Gymnasium learner writes:
+    observation -> C -> action -> ``env.step``.
     """
     if env.num_envs != 1:
         raise ValueError(f"dream_episode plays one dream: num_envs must be 1, got {env.num_envs}")
@@ -442,7 +443,7 @@ def dream_episode(
     controller = _controller(m, adapter.size, inputs, bias, len(params), env.device)
     controller.set_params(params)
     obs, _ = env.reset(seed=seed)
-    out: dict[str, list] = {"z": [], "actions": [], "frames": []}
+    out: dict[str, list] = {"z": [], "actions": [], "frames": [], "done_prob": []}
     total = 0.0
     for _ in range(max_steps or env.max_steps):
         z, h, c = np.split(obs, [m.z_dim, m.z_dim + m.hidden], axis=1)
@@ -452,6 +453,7 @@ def dream_episode(
         if render:
             out["frames"].append(env.render())
         obs, reward, terminated, truncated, _ = env.step(np.asarray([action]))
+        out["done_prob"].append(float(env.done_prob[0]))
         total += float(reward[0])
         if terminated[0] or truncated[0]:
             break

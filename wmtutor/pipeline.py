@@ -36,8 +36,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -557,6 +558,86 @@ def sweep_table(rows: list[dict]) -> str:
                      f"{r['dream_mean']:.0f} ± {r['dream_std']:.0f} | "
                      f"{r['random_mean']:.0f} ± {r['random_std']:.0f} |")  # fmt: skip
     return "\n".join(lines)
+
+
+def first_controller_in_each_dream(
+    game: str,
+    preset: Preset | str | None = None,
+    tau: float | None = None,
+    *,
+    rounds: int,
+    episodes: int | None = None,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+) -> list[dict]:
+    """Round 0's C, which learnt its dream and not the game, in the dream of every round's
+    M from 0 to ``rounds`` (made if missing), on the same starts with the same noise:
+    whether the rounds closed the loophole it used. One dict per round: ``round``,
+    ``dream_mean``, ``dream_std`` (steps survived in ``episodes`` dreams, the preset's
+    ``validation_episodes`` by default)."""
+    run = make_run(game, preset, seed)
+    dream = _dream_config(run, tau)
+    params, _, _ = get_dream_controller(game, preset, dream.tau, round=0, seed=run.seed,
+                                        device=device, progress=False)  # fmt: skip
+    episodes = episodes or run.sizes.dream.validation_episodes
+    out = []
+    for k in range(rounds + 1):
+        spec = round_spec(game, preset, dream.tau, k, seed=run.seed, device=device,
+                          progress=False)  # fmt: skip
+        survived = InDream.from_spec(spec, dream, run.seed).test(
+            params, episodes, run.sizes.controller.max_steps
+        )
+        out.append({"round": k, "dream_mean": float(survived.mean()),
+                    "dream_std": float(survived.std())})  # fmt: skip
+    return out
+
+
+def seed_records(game: str = "doom", preset: Preset | str | None = None) -> list[dict]:
+    """The ``pipeline.json`` of every seed of ``game`` and ``preset`` that finished its
+    pipeline (``runs/<game>/<preset>/seed*/``), in seed order."""
+    folder = make_run(game, preset, 0).folder.parent
+    records = []
+    for path in sorted(folder.glob("seed*/pipeline.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # a file being written, or not ours: not a finished run
+        if "result" in record and "validation" in record:
+            records.append(record)
+    return sorted(records, key=lambda r: r["seed"])
+
+
+def seeds_table(records: Sequence[dict], plain: Sequence[dict | None] | None = None) -> str:
+    """Every seed's row as markdown: each round's validation score, the round shipped,
+    its test (mean ± std and the median episode), random play on the same episodes and
+    the minutes the stages took; then the mean of the test means. With ``plain`` (one
+    test per record, or None where it is the shipped one), a column for the round a
+    plain run (no extra rounds) would have shipped. What ``benchmarks/seeds.py`` prints."""
+    if not records:
+        return "(no seed has finished its pipeline yet: `wmtutor pipeline --env doom`)"
+    rounds = max(len(r["validation"]) for r in records)
+    head = " | ".join(f"round {k} (validation)" for k in range(rounds))
+    extra = " plain run's test |" if plain is not None else ""
+    lines = [f"| seed | {head} | shipped | test | median |{extra} random play | minutes |",
+             "|---:|" + "---:|" * (rounds + 5 + (plain is not None))]  # fmt: skip
+    for i, r in enumerate(records):
+        val = [f"{v['real_mean']:.1f} ± {v['real_std']:.1f}" for v in r["validation"]]
+        val += ["not run"] * (rounds - len(val))
+        t = r["result"]
+        test = f"{t['real_mean']:.1f} ± {t['real_std']:.1f}"
+        cells = [str(r["seed"]), *val, str(r["chosen_round"]), test, f"{t['real_median']:.1f}"]
+        if plain is not None:
+            p = plain[i] or t
+            cells.append(f"{p['real_mean']:.1f} (round {p['round']})")
+        cells += [f"{t['random_mean']:.1f} ± {t['random_std']:.1f}",
+                  f"{r['total_seconds'] / 60:.1f}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    means = [r["result"]["real_mean"] for r in records]
+    summary = f"mean of the {len(means)} test means: {statistics.mean(means):.1f}"
+    if len(means) > 1:
+        summary += f" ± {statistics.stdev(means):.1f} across seeds"
+    summary += f"; worst seed {min(means):.1f}, best {max(means):.1f}"
+    return "\n".join(lines) + "\n\n" + summary
 
 
 # ---------------------------------------------------------------------------------------

@@ -732,3 +732,25 @@ def dream_vs_real_gif(spec: dict, params: np.ndarray, tau: float, path: str | os
         scale=1,
     )  # fmt: skip
     return save_gif(video, path, fps=17)
+
+
+def dreams_gif(entries: Sequence[tuple[str, dict]], params: np.ndarray, tau: float,
+               path: str | os.PathLike, seed: int = 0,
+               max_steps: int = 600) -> tuple[Path, list[dict]]:  # fmt: skip
+    """One controller ``params``, the same start and the same noise, in the dreams of
+    several Ms side by side (``entries``: ``(label, spec)`` pairs, e.g. round 0's M and a
+    later round's): a dream the controller learnt to cheat beside one that no longer lets
+    it. Returns the GIF and each dream's ``dream_episode`` (``return``, ``done_prob``...)."""
+    episodes, videos = [], []
+    for label, spec in entries:
+        device = spec.get("device")
+        vae = load_vae(spec["vae"], device=device)
+        mdnrnn = load_mdnrnn(spec["mdnrnn"], device=device)
+        mu, _ = initial_latents(spec["latents"])
+        env = DreamEnv(mdnrnn, spec["game"], mu, tau=tau, vae=vae, max_steps=max_steps)
+        episode = dream_episode(env, params, spec["inputs"], seed=seed)
+        cut = len(episode["frames"]) >= max_steps
+        text = f"{label}: {episode['return']:.0f}{'+ (clip ends)' if cut else ''}"
+        videos.append(label_frames(episode["frames"][::2], text, 3))
+        episodes.append(episode)
+    return save_gif(tile_videos(videos, scale=1), path, fps=17), episodes
