@@ -130,7 +130,7 @@ def main() -> None:
           "tiles visited (mean) | laps finished |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|")
     any_diff = 0
-    for driver in args.drivers:
+    for driver in args.drivers if seeds else []:  # --tracks 0: the speed alone
         rows = [compare(s, driver, args.steps, args.full_every) for s in seeds]
         frames, differ = sum(r["frames"] for r in rows), sum(r["differ"] for r in rows)
         full, full_differ = sum(r["full"] for r in rows), sum(r["full_differ"] for r in rows)

@@ -403,9 +403,9 @@ def make_env(
         if renderer not in ("wmtutor", "gymnasium"):
             raise ValueError(f"renderer={renderer!r}: expected 'wmtutor' or 'gymnasium'")
         if renderer == "wmtutor":  # the same pixels, ~2.3x the steps per second
-            from wmtutor import fastcar
+            from wmtutor.fastcar import register
 
-            gym_id = fastcar.register()
+            gym_id = register()
     max_steps = spec.default_max_steps if max_steps is None else int(max_steps)
     kwargs = dict(options, render_mode="rgb_array")
     if spec.native_frame_skip:
