@@ -1,0 +1,40 @@
+"""Benchmark scripts whose figures the README quotes, run with tiny flags: they must run,
+print their tables, and fail when what they check is false."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
+                          capture_output=True, text=True, env={**os.environ, **(env or {})},
+                          timeout=600)  # fmt: skip
+
+
+def test_carracing_render_compares_frames_and_times_both():
+    out = _run("carracing_render.py", "--tracks", "1", "--steps", "60", "--speed-tracks", "1",
+               "--full-every", "20")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ")]
+    # 3 drivers compared (61 frames each, none differing), then 2 timed
+    assert [r.split(" | ")[1:3] for r in rows[1:4]] == [["61", "0"]] * 3
+    assert rows[-2].startswith("| random | ") and rows[-1].startswith("| driver | ")
+    assert all(float(r.split(" | ")[-1].rstrip("x |")) > 0 for r in rows[-2:])
+
+
+def test_pong_ball_measures_the_ball_and_the_paddle(tmp_path):
+    out = _run("pong_ball.py", "--preset", "tiny", "--episodes", "1", "--steps", "40",
+               env={"WMTUTOR_RUNS": str(tmp_path)})  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in out.stdout.splitlines()
+            if line.startswith("| ball") or line.startswith("| agent")}  # fmt: skip
+    assert set(rows) == {"ball", "agent's paddle"}
+    assert int(rows["agent's paddle"][1]) == 40  # the paddle is always on the field
+    assert 0 < int(rows["ball"][1]) <= 40
+    assert all(0.0 <= float(r[-1].rstrip("% |")) <= 100.0 for r in rows.values())
