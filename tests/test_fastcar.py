@@ -92,3 +92,9 @@ def test_other_drawing_code_falls_back_to_the_original(monkeypatch):
     assert not isinstance(env.unwrapped, fastcar.FastCarRacing)
     env.close()
     monkeypatch.delitem(gym.registry, fastcar.ID)  # the next register() is the real one
+
+
+def test_a_new_track_after_reset_is_drawn_not_the_old_one():
+    envs = _pair()
+    for seed in (11, 12, 11):  # the same env objects, track after track
+        assert _differing_frames(envs, seed=seed, steps=55, drive=True) == 0

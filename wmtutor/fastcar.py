@@ -109,17 +109,17 @@ class FastCarRacing(CarRacing):
         super().__init__(*args, **kwargs)
         self._canvas: pygame.Surface | None = None
         self._texts: dict[str, pygame.Surface] = {}
-        self._road_key: tuple[int, int] | None = None
+        self._road_of: tuple[list, int] | None = None  # the road_poly list read, its length
         self._road_polys = np.zeros((0, 4, 2))
 
     def _polygons(self) -> np.ndarray:
         """Every polygon in drawing order, grass then road: ``(400 + n_road, 4, 2)``. The
         road's corners are read once per track (``reset`` makes a new ``road_poly``)."""
-        key = (id(self.road_poly), len(self.road_poly))
-        if key != self._road_key:
+        seen = self._road_of
+        if seen is None or seen[0] is not self.road_poly or seen[1] != len(self.road_poly):
             road = np.array([poly for poly, _ in self.road_poly], dtype=np.float64)
             self._road_polys = np.concatenate([self._grass_polys, road.reshape(-1, 4, 2)])
-            self._road_key = key
+            self._road_of = (self.road_poly, len(self.road_poly))
         return self._road_polys
 
     @staticmethod
