@@ -223,3 +223,27 @@ def test_the_seeds_table_reports_every_seed_and_round_and_the_plain_runs_choice(
     assert lines[-1].startswith("mean of the 3 test means: 827.3 ± 175.0 across seeds")
     assert "worst seed 650.0, best 1000.0" in lines[-1]
     assert pipeline.seeds_table([]).startswith("(no seed")
+
+
+def test_pong_and_carracing_train_c_in_the_real_game_and_test_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WMTUTOR_RUNS", str(tmp_path))
+    cli_main(["pipeline", "--env", "pong", "--preset", "tiny", "--quiet"])
+    out = capsys.readouterr().out
+    folder = tmp_path / "pong" / "tiny" / "seed0"
+    record = json.loads((folder / "pipeline.json").read_text())
+    assert record["recipe"] == "real" and list(record["stages"]) == list(pipeline.REAL_STAGES)
+    result = record["result"]
+    assert result["episodes"] == 2 and result["max_steps"] == 40 and len(result["real"]) == 2
+    assert all(-21 <= r <= 21 for r in result["real"]) and -21 <= result["random_mean"] <= 21
+    assert "test of C (trained in the real game), 2 episodes of up to 40 steps:" in out
+    state = folder / "controller_zh" / "state.npz"
+    assert state.exists() and not list(folder.glob("dream_*"))  # no dream was trained
+    assert (folder / "controller_zh" / "agent.gif").stat().st_size > 1000
+    trained_at = state.stat().st_mtime_ns
+    cli_main(["pipeline", "--env", "pong", "--preset", "tiny", "--quiet"])  # resumes
+    assert state.stat().st_mtime_ns == trained_at
+    assert json.loads((folder / "pipeline.json").read_text())["result"]["real"] == result["real"]
+    params, spec, what = pipeline.trained_agent("pong", "tiny")  # what `wmtutor play` shows
+    assert what.startswith("C trained in the real game") and spec["game"] == "pong"
+    with pytest.raises(ValueError, match="no tau"):
+        pipeline.run_pipeline("carracing", "tiny", tau=1.0)

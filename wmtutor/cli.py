@@ -414,6 +414,18 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
     print(f"\n{args.env}, preset {run.preset}, seed {run.seed}: every stage in {minutes:.1f} min")
     for name, seconds in record["stages"].items():
         print(f"  {name:<10} {seconds:8.1f} s")
+    if record.get("recipe") == "real":  # CarRacing, Pong: C trained in the real game
+        r = record["result"]
+        from wmtutor.pipeline import REAL_GAME_RECIPE
+
+        full = " (the game's full length)" if r["max_steps"] >= REAL_GAME_RECIPE[args.env] else ""
+        print(f"test of C (trained in the real game), {r['episodes']} episodes of up to "
+              f"{r['max_steps']} steps{full}:")  # fmt: skip
+        print(f"  real game:                {r['real_mean']:.1f} ± {r['real_std']:.1f} "
+              f"(median {r['real_median']:.1f})")  # fmt: skip
+        print(f"  random play, same seeds:  {r['random_mean']:.1f} ± {r['random_std']:.1f}")
+        print(f"GIF: {record['gif']}")
+        return
     print("validation (real episodes that choose the round to ship, not the test's):")
     for k, r in enumerate(record["validation"]):
         label = "C trained in the dream" if k == 0 else f"after {k} round(s) of iterative training"
@@ -605,7 +617,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "one game: gather random rollouts, train V, encode, train M, train C in M's "
                 "dream, the preset's rounds of iterative training, test every round in the "
                 "real game (random play and the dream's own score beside it) and write "
-                "dream-vs-real GIFs. Each stage resumes; stage times and scores go to the "
+                "dream-vs-real GIFs. CarRacing and Pong train C in the real game instead "
+                "and test it over full-length episodes (their rewards are not the dream's "
+                "one per step alive). Each stage resumes; stage times and scores go to the "
                 "run's pipeline.json.")  # fmt: skip
     common_flags(p)
     section_flags(p, presets.Dream, skip=("taus", "sweep_generations", "sweep_episodes"))

@@ -52,6 +52,7 @@ from wmtutor.controller import (
     load_controller_state,
     random_returns,
     record_agent_rollouts,
+    record_episode,
     train_controller,
 )
 from wmtutor.datasets import rollout_files
@@ -72,7 +73,7 @@ from wmtutor.rollouts import gather, rollout_seed
 from wmtutor.training import load_checkpoint, read_log
 from wmtutor.utils import atomic_path, get_device
 from wmtutor.vae import ConvVAE, encode_rollouts, load_vae, train_vae
-from wmtutor.viz import dream_vs_real_gif
+from wmtutor.viz import dream_vs_real_gif, label_frames, save_gif
 
 # Real-game episode seeds: training uses the run's seed; the rounds of iterative training
 # are chosen on VALIDATION_SEED's episodes; the final test is TEST_SEED's, used once.
@@ -652,6 +653,19 @@ def stage_names(rounds: int) -> list[str]:
             "validate", "evaluate", "gifs"]  # fmt: skip
 
 
+def _timed(name: str, action: Callable[[], object], stages: dict,
+           log: Callable[[str], None]) -> None:  # fmt: skip
+    """Run one stage, logging it; ``stages[name]`` keeps its seconds. A stage that had
+    nothing left to do (resumed) keeps the time of the run that did the work."""
+    log(f"[{name}] ...")
+    start = time.perf_counter()
+    action()
+    seconds = time.perf_counter() - start
+    if name not in stages or seconds > stages[name]:
+        stages[name] = round(seconds, 1)
+    log(f"[{name}] {seconds:.0f} s")
+
+
 def run_pipeline(
     game: str = "doom",
     preset: Preset | str | None = None,
@@ -676,6 +690,11 @@ def run_pipeline(
     scores, see ``score_controller``) and ``gifs``; ``dreams`` keeps the record of every
     other ``tau``.
     """
+    if game in REAL_GAME_RECIPE:
+        if tau is not None:
+            raise ValueError(f"{game}'s pipeline trains C in the real game: no tau to choose")
+        return run_real_pipeline(game, preset, seed=seed, device=device, progress=progress,
+                                 log=log)  # fmt: skip
     run = make_run(game, preset, seed)
     device = get_device(device)
     dream = _dream_config(run, tau)
@@ -734,14 +753,7 @@ def run_pipeline(
             tmp.write_text(json.dumps(record, indent=1))
 
     def do(name: str, action: Callable[[], object]) -> None:
-        log(f"[{name}] ...")
-        start = time.perf_counter()
-        action()
-        seconds = time.perf_counter() - start
-        # A stage that had nothing left to do keeps the time of the run that did it.
-        if name not in stages or seconds > stages[name]:
-            stages[name] = round(seconds, 1)
-        log(f"[{name}] {seconds:.0f} s")
+        _timed(name, action, stages, log)
         save()
 
     names = stage_names(rounds)
@@ -760,6 +772,97 @@ def run_pipeline(
     record["total_seconds"] = round(sum(record["stages"].values()), 1)
     record["validation"] = [{k: v for k, v in r.items() if k != "real"} for r in validations]
     record["chosen_round"] = choose_round(validations)
+    record["result"] = results[-1]
+    save()
+    return record
+
+
+# ---------------------------------------------------------------------------------------
+# The games whose C learns in the real game: CarRacing and Pong
+
+# Full-length test episodes, in agent steps: CarRacing's own 1000 steps (the paper's
+# test), and a whole game of Pong (to 21 points; ALE's own cap is 108,000 frames).
+REAL_GAME_RECIPE = {"carracing": 1000, "pong": 27_000}
+REAL_STAGES = (*SHARED_STAGES, "controller", "evaluate", "gif")
+
+
+def get_real_score(game: str, preset: Preset | str | None = None, *, seed: int | None = None,
+                   device: str | torch.device | None = None,
+                   progress: bool = True) -> dict:  # fmt: skip
+    """The real-game C's test (trained first if missing): the preset's
+    ``dream.real_episodes`` episodes of the test seeds at the game's full length
+    (``REAL_GAME_RECIPE``; ``controller.test_steps`` if set), random play on the same seeds
+    beside it. Cached in the controller's ``results.json``."""
+    run = make_run(game, preset, seed)
+    params, log, spec = get_controller(game, preset, seed=run.seed, device=device,
+                                       progress=progress)  # fmt: skip
+    episodes = run.sizes.dream.real_episodes
+    path = run.controller(spec["inputs"]) / RESULTS
+    steps = run.sizes.controller.test_steps or REAL_GAME_RECIPE[game]
+    result = _cached(path, params, log, episodes, 0, lambda: score_controller(
+        spec, params, episodes, steps, progress=progress))  # fmt: skip
+    return {**result, "max_steps": steps}
+
+
+def run_real_pipeline(
+    game: str = "pong",
+    preset: Preset | str | None = None,
+    *,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """CarRacing's and Pong's recipe: gather -> vae -> encode -> mdnrnn -> controller
+    (CMA-ES in the real game, the preset's ``controller`` section) -> evaluate (the final
+    C over full-length test episodes, random play beside it: ``get_real_score``) -> gif
+    (one test-length episode of the agent, the real frame beside what V sees). Each stage
+    resumes. The record (``pipeline.json``) has ``recipe: "real"``, ``stages``,
+    ``total_seconds``, ``result`` and ``gif``.
+
+    Why the real game and not the dream: these games' rewards are not "one per step
+    alive", which is all the dream's ``DreamEnv`` predicts (with its done head); a dream
+    for them would need M to predict the reward too."""
+    run = make_run(game, preset, seed)
+    device = get_device(device)
+    path = run.pipeline
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    stages = {k: v for k, v in saved.get("stages", {}).items() if k in REAL_STAGES}
+    record = {"game": game, "preset": run.preset, "seed": run.seed, "recipe": "real",
+              "device": str(device), "stages": stages}  # fmt: skip
+    common = dict(seed=run.seed, device=device, progress=progress)
+    results: list[dict] = []
+
+    def gif() -> None:
+        params, _, spec = get_controller(game, preset, **common)
+        steps = min(600, run.sizes.controller.test_steps or REAL_GAME_RECIPE[game])
+        # a picture, not a test: an episode of the validation seeds (this recipe chooses
+        # nothing on them)
+        episode = record_episode(spec, params, rollout_seed(VALIDATION_SEED, 0, 0), steps)
+        out = run.controller(spec["inputs"]) / "agent.gif"
+        cut = "+ (clip ends)" if len(episode["frames"]) >= steps else ""
+        frames = label_frames(episode["frames"][::2], f"return {episode['return']:.0f}{cut}", 3)
+        record["gif"] = str(save_gif(frames, out, fps=17 if game == "carracing" else 15))
+
+    actions = {
+        "gather": lambda: get_rollouts(game, preset, seed=run.seed, progress=progress),
+        "vae": lambda: get_vae(game, preset, **common),
+        "encode": lambda: get_latents(game, preset, **common),
+        "mdnrnn": lambda: get_mdnrnn(game, preset, **common),
+        "controller": lambda: get_controller(game, preset, **common),
+        "evaluate": lambda: results.append(get_real_score(game, preset, **common)),
+        "gif": gif,
+    }
+
+    def save() -> None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(record, indent=1))
+
+    for name in REAL_STAGES:
+        _timed(name, actions[name], stages, log)
+        save()
+    record["stages"] = {k: stages[k] for k in REAL_STAGES}
+    record["total_seconds"] = round(sum(record["stages"].values()), 1)
     record["result"] = results[-1]
     save()
     return record

@@ -205,7 +205,7 @@ class Controller(Section):
                  curriculum_growth=Rule("number", 1, open_low=True),
                  backend=Rule("choice", choices=("wmtutor", "pycma")), timeout=POSITIVE,
                  inputs=Rule("choice", choices=("z", "zh", "zch")),
-                 bias=Rule("choice", choices=(True, False)))  # fmt: skip
+                 bias=Rule("choice", choices=(True, False)), test_steps=COUNT0)  # fmt: skip
 
     popsize: int  # CMA-ES population
     trials: int  # episodes per candidate (fitness = mean return)
@@ -222,6 +222,10 @@ class Controller(Section):
     timeout: float = 600.0  # seconds before a candidate's evaluation counts as hung
     inputs: str = "zh"  # what C reads: z | zh | zch (see wmtutor.controller)
     bias: bool = True  # y = tanh(W x + b); the paper's Doom controller has no b
+    # Cap of the final test's episodes in `wmtutor pipeline` for CarRacing and Pong (0: the
+    # game's full length, 1000 steps or a whole game of Pong); their test episodes are
+    # the game's `dream.real_episodes`.
+    test_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -323,8 +327,15 @@ PRESETS: dict[str, Preset] = {
             vae=VAE(z_dim=32, epochs=2, batch_size=32, lr=1e-3, buffer_size=256),
             mdnrnn=MDNRNN(hidden=32, seq_len=16, epochs=3, batch_size=4, lr=3e-3),
             controller=Controller(
-                popsize=4, trials=2, generations=2, max_steps=20, eval_every=2, eval_episodes=2
+                popsize=4,
+                trials=2,
+                generations=2,
+                max_steps=20,
+                eval_every=2,
+                eval_episodes=2,
+                test_steps=40,
             ),
+            dream=Dream(real_episodes=2),
         ),
         doom=Game(
             data=Data(n_rollouts=3, max_steps=60, policy="held", min_length=10),
@@ -355,8 +366,15 @@ PRESETS: dict[str, Preset] = {
             vae=VAE(z_dim=32, epochs=2, batch_size=32, lr=1e-3, buffer_size=256),
             mdnrnn=MDNRNN(hidden=32, seq_len=16, epochs=3, batch_size=4, lr=3e-3),
             controller=Controller(
-                popsize=4, trials=2, generations=2, max_steps=20, eval_every=2, eval_episodes=2
+                popsize=4,
+                trials=2,
+                generations=2,
+                max_steps=20,
+                eval_every=2,
+                eval_episodes=2,
+                test_steps=40,
             ),
+            dream=Dream(real_episodes=2),
         ),
     ),
     "laptop": Preset(
@@ -421,6 +439,7 @@ PRESETS: dict[str, Preset] = {
                 eval_episodes=8,
                 curriculum_start=100,
             ),
+            dream=Dream(real_episodes=20),  # the pipeline's test: 20 whole games
         ),
     ),
     "paper": Preset(
