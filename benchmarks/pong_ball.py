@@ -10,8 +10,10 @@ the ball is on the field (found exactly in the raw frame by its colour) the ball
 contrast against the background is measured in the 64×64 frame V sees and in V's
 reconstruction of it (decoded from ``mu``), in a 3×3 window around where the ball is.
 The ball is *kept* when the reconstruction has at least half the frame's contrast there.
-Printed: frames with the ball, the share kept, the median contrast ratio, and the same
-for the paddles (big, always kept) for comparison.
+Printed: frames with the ball, the median contrast, the share kept, and the same for the
+agent's paddle; then whether z *carries* each position even where the picture blurs it:
+the R² of a linear probe from ``mu`` to the object's row and column, fitted on the first
+half of the frames and scored on the second (C reads z, not the picture).
 """
 
 from __future__ import annotations
@@ -68,6 +70,21 @@ def contrast(frames: np.ndarray, centres: list) -> np.ndarray:
     return np.asarray(out)
 
 
+def probe_r2(mu: np.ndarray, centres: list) -> tuple[float, float]:
+    """R² of least squares from ``[mu, 1]`` to the (row, column) of the frames with the
+    object: fitted on the first half of them, scored on the second half; nan for a
+    coordinate that hardly moves there (the paddle's column)."""
+    have = [i for i, c in enumerate(centres) if c is not None]
+    x = np.c_[mu[have], np.ones(len(have))]
+    y = np.array([centres[i] for i in have])
+    n = len(have) // 2
+    coef, *_ = np.linalg.lstsq(x[:n], y[:n], rcond=None)
+    error = ((x[n:] @ coef - y[n:]) ** 2).mean(axis=0)
+    spread = y[n:].var(axis=0)
+    r2 = np.where(spread > 0.25, 1 - error / np.maximum(spread, 1e-9), np.nan)
+    return float(r2[0]), float(r2[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default=None)
@@ -91,13 +108,15 @@ def main() -> None:
     print(f"Pong, preset {preset.name}: {len(frames)} frames of random play, "
           f"{args.episodes} new episodes\n")  # fmt: skip
     print("| object | frames with it | contrast in the 64×64 frame (median) | "
-          "in V's reconstruction (median) | kept (≥ half the contrast) |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|")
+          "in V's reconstruction (median) | kept (≥ half the contrast) | "
+          "R² row from z | R² column from z |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, centres in (("ball", balls), ("agent's paddle", paddles)):
         seen, rebuilt = contrast(frames, centres), contrast(recon, centres)
         kept = rebuilt >= 0.5 * seen
+        row, column = probe_r2(mu, centres)
         print(f"| {name} | {len(seen)} | {np.median(seen):.0f} | {np.median(rebuilt):.0f} | "
-              f"{kept.mean():.1%} |")  # fmt: skip
+              f"{kept.mean():.1%} | {row:.2f} | {column:.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

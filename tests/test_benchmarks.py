@@ -37,4 +37,7 @@ def test_pong_ball_measures_the_ball_and_the_paddle(tmp_path):
     assert set(rows) == {"ball", "agent's paddle"}
     assert int(rows["agent's paddle"][1]) == 40  # the paddle is always on the field
     assert 0 < int(rows["ball"][1]) <= 40
-    assert all(0.0 <= float(r[-1].rstrip("% |")) <= 100.0 for r in rows.values())
+    assert all(0.0 <= float(r[4].rstrip("%")) <= 100.0 for r in rows.values())  # kept
+    r2_row = [float(r[5]) for r in rows.values()]  # the probe's held-out R² (nan: no spread)
+    assert all(v <= 1.0 for v in r2_row if v == v), r2_row
+    assert rows["agent's paddle"][6].strip(" |") == "nan"  # its column never moves

@@ -16,6 +16,8 @@ from wmtutor.vae import (
     encode_rollouts,
     kl_per_dimension,
     load_vae,
+    median_frame,
+    pixel_weights,
     to_frames,
     to_input,
     train_vae,
@@ -76,6 +78,52 @@ def test_loss_is_summed_error_plus_floored_kl():
     _, _, kl = vae_loss(x, x_hat, mu, zeros, kl_tolerance=0.5)
     assert kl.item() == pytest.approx(0.5 * 4 * 4)  # 0.5 * sum(mu^2) above the floor
     np.testing.assert_allclose(kl_per_dimension(mu, zeros).numpy(), 2.0)
+
+
+def test_foreground_pixels_weigh_more_and_the_reported_recon_stays_plain():
+    background = torch.full((3, 64, 64), 0.2)
+    x = background.expand(2, 3, 64, 64).clone()
+    x[:, :, 10:12, 20:22] = 1.0  # a 2x2 ball, left out by the reconstruction
+    x_hat = background.expand(2, 3, 64, 64).clone()
+    x_hat[1, :, 40, 40] = 0.9  # frame 1's reconstruction also draws a dot that is not there
+    weights = pixel_weights(x, x_hat, background, 30.0)
+    assert weights.shape == (2, 1, 64, 64)
+    assert (weights[:, :, 10:12, 20:22] == 30).all() and weights[1, 0, 40, 40] == 30
+    assert weights.sum().item() == pytest.approx(2 * 64 * 64 + 29 * (2 * 4 + 1))
+    zeros = torch.zeros(2, 4)
+    plain = vae_loss(x, x_hat, zeros, zeros)
+    weighted = vae_loss(x, x_hat, zeros, zeros, weights=weights)
+    assert weighted[1].item() == pytest.approx(plain[1].item())  # recon: unweighted
+    ball = 3 * 4 * 0.8**2
+    assert plain[1].item() == pytest.approx(ball + 3 * 0.7**2 / 2)
+    assert weighted[0].item() == pytest.approx(30 * plain[1].item() + plain[2].item())
+
+
+def test_the_background_is_the_median_frame(tmp_path):
+    data = square_rollouts(tmp_path / "data", n_files=1)
+    frames = load_rollout(data / "rollout_00000.npz", ["frames"])["frames"]
+    background = median_frame([data / "rollout_00000.npz"], n=48)
+    assert background.shape == (3, 64, 64)
+    torch.testing.assert_close(background[:, 63, 63], to_input(frames[:1])[0, :, 63, 63])
+
+
+def test_training_weighs_the_foreground_only_when_asked(tmp_path):
+    """Weight 1 is the paper's loss (loss = recon + KL); weight 30 trains on the weighted
+    error (and reports the plain recon beside it), in training and in held-out rows."""
+    data = square_rollouts(tmp_path / "data")
+    for weight in (1.0, 30.0):
+        config = dataclasses.replace(TINY, epochs=1, foreground_weight=weight)
+        log = train_vae(data, tmp_path / f"w{weight}" / "vae.pt", config, progress=False,
+                        log_every=1)  # fmt: skip
+        for kind in ("train", "epoch"):
+            rows = [r for r in log if r["kind"] == kind]
+            gap = np.array([r["loss"] - r["recon"] - r["kl"] for r in rows])
+            if weight == 1:
+                np.testing.assert_allclose(gap, 0, atol=1e-3)
+            else:  # the square is foreground: its error counts 29 more times
+                assert (gap > 1).all(), (kind, gap)
+        state = load_checkpoint(tmp_path / f"w{weight}" / "vae.pt")
+        assert state["config"]["foreground_weight"] == weight
 
 
 def test_frames_round_trip_through_the_input_format():

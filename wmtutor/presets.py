@@ -159,7 +159,8 @@ class VAE(Section):
     """Notebook 04: V, the convolutional VAE (``wmtutor train-vae``)."""
 
     RULES = dict(z_dim=COUNT, epochs=COUNT, batch_size=COUNT, lr=POSITIVE, kl_tolerance=NONNEG,
-                 precision=PRECISION, buffer_size=COUNT, num_workers=COUNT0)  # fmt: skip
+                 precision=PRECISION, buffer_size=COUNT, num_workers=COUNT0,
+                 foreground_weight=Rule("number", 1))  # fmt: skip
 
     z_dim: int  # size of the latent z
     epochs: int  # passes over the training frames
@@ -169,6 +170,7 @@ class VAE(Section):
     precision: str = "fp32"  # fp32 | bf16 (autocast on the matrix multiplies)
     buffer_size: int = 8192  # frames in the streaming shuffle buffer (12 KB each)
     num_workers: int = 0  # loader processes reading frames (0: in the training process)
+    foreground_weight: float = 1.0  # pixels off the median frame count this many times (1: paper)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,10 @@ hardmaru/WorldModelsExperiments, vae/vae.py):
 For z = 32 that is 4,348,547 parameters. The loss is the original's: squared error
 summed over the pixels, plus the KL divergence to N(0, I) summed over z, floored at
 ``kl_tolerance · z_dim`` per frame so that the model is free to use that much
-information without penalty (``kl_tolerance = 0.5``).
+information without penalty (``kl_tolerance = 0.5``). One option goes beyond the paper:
+``foreground_weight`` counts the pixels that differ from the median frame (the background)
+that many times in the squared error, so that an object of a few pixels (Pong's ball) is
+worth keeping; 1 is the paper's loss.
 
 This file also trains V from the streaming frame dataset (``train_vae``, resumable, a
 checkpoint per epoch) and encodes rollouts into latent statistics (``encode_rollouts``),
@@ -51,6 +54,7 @@ from wmtutor.utils import get_device, remove_stale_tmp
 
 ARCHITECTURE = "ConvVAE-v1"  # bump when the layers change: old checkpoints are then refused
 KL_TOLERANCE = 0.5
+FOREGROUND = 0.1  # a pixel is foreground where a channel is this far (of 1) from the background
 
 
 # ---------------------------------------------------------------------------------------
@@ -119,18 +123,45 @@ def vae_loss(
     mu: torch.Tensor,
     logvar: torch.Tensor,
     kl_tolerance: float = KL_TOLERANCE,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The original's loss, averaged over the batch: ``(loss, recon, kl)``.
 
     recon: squared error summed over the 3·64·64 pixel values of each frame.
     kl: KL(N(mu, sigma²) || N(0, I)) summed over z, floored per frame at
     ``kl_tolerance · z_dim`` (below that, the KL costs nothing).
+    weights: ``(B, 1, 64, 64)`` per-pixel weights of the squared error in ``loss`` (see
+    ``pixel_weights``; None: all 1, the paper's loss). ``recon`` stays unweighted, so that
+    it compares across weights.
     """
-    recon = (x_hat.float() - x.float()).pow(2).sum(dim=(1, 2, 3))
+    error = (x_hat.float() - x.float()).pow(2)
+    recon = error.sum(dim=(1, 2, 3))
+    fitted = recon if weights is None else (weights * error).sum(dim=(1, 2, 3))
     mu, logvar = mu.float(), logvar.float()
     kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
     kl = torch.clamp(kl, min=kl_tolerance * mu.shape[1])
-    return (recon + kl).mean(), recon.mean(), kl.mean()
+    return (fitted + kl).mean(), recon.mean(), kl.mean()
+
+
+def pixel_weights(
+    x: torch.Tensor, x_hat: torch.Tensor, background: torch.Tensor, weight: float
+) -> torch.Tensor:
+    """Per-pixel weights ``(B, 1, 64, 64)``: ``weight`` where the frame ``x`` or its
+    reconstruction ``x_hat`` (both ``(B, 3, 64, 64)``) differs from ``background``
+    (``(3, 64, 64)``) by more than ``FOREGROUND`` in a channel, 1 elsewhere. Counting the
+    reconstruction's foreground too makes an object drawn where there is none cost as much
+    as one left out."""
+
+    def foreground(y: torch.Tensor) -> torch.Tensor:
+        return (y.detach().float() - background).abs().amax(dim=1, keepdim=True) > FOREGROUND
+
+    return 1.0 + (weight - 1.0) * (foreground(x) | foreground(x_hat)).float()
+
+
+def median_frame(files: list[Path], n: int = 1024, seed: int = 1) -> torch.Tensor:
+    """The background: the per-pixel median of ``n`` frames drawn from ``files``, float
+    ``(3, 64, 64)`` in [0, 1]. Objects that move are off the median at most pixels."""
+    return to_input(heldout_frames(files, n, seed)).median(dim=0).values
 
 
 def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -183,7 +214,8 @@ def load_vae(
 
 
 def heldout_frames(files: list[Path], n: int, seed: int = 0) -> torch.Tensor:
-    """``n`` frames drawn at random from the held-out files, uint8 ``(n, 64, 64, 3)``.
+    """``n`` frames drawn at random from ``files`` (the held-out ones, for validation),
+    uint8 ``(n, 64, 64, 3)``.
 
     About the same number from each file, read one at a time: memory is ``n`` frames,
     whatever the number of files.
@@ -201,9 +233,24 @@ def heldout_frames(files: list[Path], n: int, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(np.concatenate(picked))
 
 
+def weigh(x, x_hat, background: torch.Tensor | None, config: VAE) -> torch.Tensor | None:
+    """``pixel_weights`` for ``config``, or None for the paper's loss."""
+    if config.foreground_weight == 1 or background is None:
+        return None
+    return pixel_weights(x, x_hat, background, config.foreground_weight)
+
+
 @torch.no_grad()
-def evaluate(model: ConvVAE, frames: torch.Tensor, config: VAE, batch: int = 256) -> dict:
-    """Mean loss, recon and KL of ``model`` on uint8 ``frames`` (z sampled, as in training)."""
+def evaluate(
+    model: ConvVAE,
+    frames: torch.Tensor,
+    config: VAE,
+    batch: int = 256,
+    background: torch.Tensor | None = None,
+) -> dict:
+    """Mean loss, recon and KL of ``model`` on uint8 ``frames`` (z sampled, as in training;
+    the loss weighted as in training when ``config.foreground_weight`` > 1, given the
+    ``background``)."""
     model.eval()
     device = next(model.parameters()).device
     totals, n = np.zeros(3), 0
@@ -213,7 +260,8 @@ def evaluate(model: ConvVAE, frames: torch.Tensor, config: VAE, batch: int = 256
         with autocast(config.precision, device):
             mu, logvar = model.encode(x)
             x_hat = model.decode(reparameterize(mu.float(), logvar.float(), generator))
-        parts = vae_loss(x, x_hat, mu, logvar, config.kl_tolerance)
+        weights = weigh(x, x_hat, background, config)
+        parts = vae_loss(x, x_hat, mu, logvar, config.kl_tolerance, weights)
         totals += np.array([p.item() for p in parts]) * len(x)
         n += len(x)
     model.train()
@@ -248,6 +296,9 @@ def train_vae(
     train_files, val_files = split_files(files)
     made_from = {"rollouts": source_digest(rollouts)}
     val = heldout_frames(val_files, val_frames)
+    background = None
+    if config.foreground_weight != 1:
+        background = median_frame(train_files).to(device)
     torch.manual_seed(seed)  # the same initial weights and samples for the same seed
     model = ConvVAE(config.z_dim).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
@@ -257,7 +308,7 @@ def train_vae(
         device=device, restart=restart, unit="frames", log_every=log_every, seed=seed,
     )  # fmt: skip
     if run.fresh:
-        run.record(kind="epoch", epoch=0, step=0, **evaluate(model, val, config))
+        run.record(kind="epoch", epoch=0, step=0, **evaluate(model, val, config, 256, background))
         run.write()
 
     # Whole batches cut from the shuffle buffer (by loader workers if num_workers > 0),
@@ -276,12 +327,13 @@ def train_vae(
             x = to_input(frames).to(device, non_blocking=True)
             with autocast(config.precision, device):
                 x_hat, mu, logvar = model(x)
-            loss, recon, kl = vae_loss(x, x_hat, mu, logvar, config.kl_tolerance)
+            weights = weigh(x, x_hat, background, config)
+            loss, recon, kl = vae_loss(x, x_hat, mu, logvar, config.kl_tolerance, weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             run.step(len(x), loss=loss, recon=recon, kl=kl)
-        run.end_epoch(**evaluate(model, val, config))
+        run.end_epoch(**evaluate(model, val, config, 256, background))
     return run.log
 
 
