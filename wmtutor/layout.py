@@ -43,6 +43,7 @@ ROOT_ENV_VAR = "WMTUTOR_RUNS"
 MANIFEST = "manifest.json"
 VAE = "vae.pt"
 MDNRNN = "mdnrnn.pt"
+JOINT = "joint.pt"  # V, M and the inverse model trained together (wmtutor.joint)
 CONTROLLER_STATE = "state.npz"
 CONTROLLER_LOG = "log.json"
 RESULTS = "results.json"  # the real-game test (test seeds)
@@ -144,6 +145,12 @@ class Run:
     @property
     def mdnrnn(self) -> Path:
         return self.folder / MDNRNN
+
+    @property
+    def joint(self) -> Path:
+        """V, M and the inverse model trained together, ``joint/joint.pt``; the V and M
+        exported from it sit beside it as ``joint/vae.pt`` and ``joint/mdnrnn.pt``."""
+        return self.folder / "joint" / JOINT
 
     # C
     def controller(self, inputs: str | None = None) -> Path:

@@ -262,6 +262,29 @@ class Dream(Section):
 
 
 @dataclass(frozen=True)
+class Joint(Section):
+    """Notebook 08: V, M and an inverse model trained together (``wmtutor train-joint``).
+
+    V's z_dim and KL allowance and M's sizes and loss weights are the game's ``vae`` and
+    ``mdnrnn`` sections; these are the joint run's own.
+    """
+
+    RULES = dict(epochs=COUNT, batch_size=COUNT, seq_len=Rule("int", 2), lr=POSITIVE,
+                 vae_weight=NONNEG, inverse_weight=NONNEG, inverse_hidden=COUNT,
+                 buffer_size=COUNT, precision=PRECISION)  # fmt: skip
+
+    epochs: int = 2  # passes over the training rollouts
+    batch_size: int = 8  # windows of frames per batch
+    seq_len: int = 32  # steps per window (V sees batch_size * seq_len frames a step)
+    lr: float = 1e-3  # Adam's learning rate, one optimizer for all three
+    vae_weight: float = 1.0  # weight of V's loss (M's counts 1)
+    inverse_weight: float = 1.0  # weight of the inverse model's loss
+    inverse_hidden: int = 128  # the inverse model's hidden units
+    buffer_size: int = 64  # windows in the streaming shuffle buffer (12 KB a frame)
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+
+
+@dataclass(frozen=True)
 class Game:
     """Every size that depends on the game. Later stages add their sections here."""
 
@@ -270,6 +293,7 @@ class Game:
     mdnrnn: MDNRNN
     controller: Controller
     dream: Dream = Dream()
+    joint: Joint = Joint()
 
 
 @dataclass(frozen=True)
@@ -362,6 +386,7 @@ PRESETS: dict[str, Preset] = {
                 round_episodes=3,
                 round_epochs=1,
             ),
+            joint=Joint(epochs=2, batch_size=2, seq_len=8, buffer_size=8),
         ),
         pong=Game(
             data=Data(n_rollouts=3, max_steps=60, policy="held", frame_skip=4),
