@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -41,3 +43,16 @@ def test_pong_ball_measures_the_ball_and_the_paddle(tmp_path):
     r2_row = [float(r[5]) for r in rows.values()]  # the probe's held-out R² (nan: no spread)
     assert all(v <= 1.0 for v in r2_row if v == v), r2_row
     assert rows["agent's paddle"][6].strip(" |") == "nan"  # its column never moves
+
+
+def test_joint_compares_separate_and_joint_training(tmp_path):
+    out = _run("joint.py", "--preset", "tiny", "--n-rollouts", "4",
+               env={"WMTUTOR_RUNS": str(tmp_path)})  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = [line.split(" | ") for line in out.stdout.splitlines()
+            if line.startswith("| separate") or line.startswith("| joint")]  # fmt: skip
+    assert len(rows) == 2
+    for row in rows:
+        recon, nll = float(row[1]), float(row[2])
+        accuracy, chance = (float(v.strip("%()")) for v in row[3].split())
+        assert recon > 0 and np.isfinite(nll) and 0 <= accuracy <= 100 and 0 < chance <= 100

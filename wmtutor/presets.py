@@ -450,6 +450,7 @@ PRESETS: dict[str, Preset] = {
             # One round of iterative training: without it C exploits the laptop M's dream
             # (README: it runs to a wall where M never dreams a fireball).
             dream=Dream(precision="bf16", sweep_generations=30, sweep_episodes=30, rounds=1),
+            joint=Joint(precision="bf16"),  # as V and M: bf16 autocast on 2 cores
         ),
         pong=Game(
             data=Data(n_rollouts=50, max_steps=1000, policy="held", frame_skip=4),
