@@ -230,14 +230,21 @@ def train_joint(
     return run.log
 
 
-def load_joint(path: str | os.PathLike, device: str | torch.device | None = None) -> JointModel:
-    """The trained ``JointModel`` in checkpoint ``path``, in eval mode, on ``device``."""
+def _joint_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
+    """``(state, config)`` of a joint checkpoint, read onto the CPU; a clear error if it is
+    something else."""
     state = load_checkpoint(path)
     config = state.get("config", {})
     if config.get("architecture") != ARCHITECTURE:
         raise ValueError(
             f"{path}: architecture {config.get('architecture')!r}, expected {ARCHITECTURE!r}"
         )
+    return state, config
+
+
+def load_joint(path: str | os.PathLike, device: str | torch.device | None = None) -> JointModel:
+    """The trained ``JointModel`` in checkpoint ``path``, in eval mode, on ``device``."""
+    state, config = _joint_checkpoint(path)
     model = JointModel(config["z_dim"], config["action_dim"], config["hidden"],
                        config["n_gaussians"], config["inverse_hidden"])  # fmt: skip
     model.load_state_dict(state["model"])
@@ -249,12 +256,7 @@ def export_world_model(path: str | os.PathLike, vae_out: str | os.PathLike,
     """Write the jointly trained V and M of checkpoint ``path`` as a ``vae.pt`` and an
     ``mdnrnn.pt`` that ``load_vae`` and ``load_mdnrnn`` read (the dream, the agent), each
     recording that it came from ``path``. Returns the two paths."""
-    state = load_checkpoint(path)
-    config = state.get("config", {})
-    if config.get("architecture") != ARCHITECTURE:
-        raise ValueError(
-            f"{path}: architecture {config.get('architecture')!r}, expected {ARCHITECTURE!r}"
-        )
+    state, config = _joint_checkpoint(path)
     made_from = {"joint": digest(path)}
     parts = (
         ("vae.", vae_out, {**config["vae"], "architecture": v.ARCHITECTURE}),
