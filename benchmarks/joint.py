@@ -19,7 +19,8 @@ the held-out rollouts (the last 5%, which no model trained on):
 
 Written under ``$WMTUTOR_RUNS/benchmarks/joint_doom_<preset>_<n>/``: the rollouts and the
 separate run are made once and reused (their minutes are kept in ``minutes.json``), a
-joint run per choice of weights and batch. Prints a Markdown table.
+joint run per choice of weights, batch and ``--seed`` (the seed of the training: every
+seed learns from the same rollouts). Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -100,7 +101,12 @@ def main() -> None:
     parser.add_argument("--preset", default=None)
     parser.add_argument("--n-rollouts", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=1, help="passes of V / the joint run")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the training seed (the rollouts are the preset seed's, shared)",
+    )
     parser.add_argument("--vae-weight", type=float, help="default: the preset's joint section")
     parser.add_argument("--inverse-weight", type=float, help="default: the preset's")
     parser.add_argument("--batch-size", type=int, help="windows per joint step (the preset's)")
@@ -113,7 +119,7 @@ def main() -> None:
     data = root / "rollouts"
     d = game.data
     gather("doom", args.n_rollouts, data, policy=d.policy, max_steps=d.max_steps,
-           frame_skip=d.frame_skip, min_length=d.min_length, seed=args.seed,
+           frame_skip=d.frame_skip, min_length=d.min_length, seed=preset.seed,
            preset=preset.name, progress=False)  # fmt: skip
     train_files, val_files = split_files(rollout_files(data))
     val = heldout_frames(val_files, 1024)
