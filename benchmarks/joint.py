@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("--vae-weight", type=float, help="default: the preset's joint section")
     parser.add_argument("--inverse-weight", type=float, help="default: the preset's")
     parser.add_argument("--batch-size", type=int, help="windows per joint step (the preset's)")
+    parser.add_argument("--grad-clip", type=float, help="the joint run's clipping (the preset's)")
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
     preset = get_preset(args.preset)
@@ -138,11 +139,13 @@ def main() -> None:
     rows["separate (the paper's)"] = (sep, timed(sep, separate))
 
     given = {"epochs": args.epochs, "vae_weight": args.vae_weight,
-             "inverse_weight": args.inverse_weight, "batch_size": args.batch_size}  # fmt: skip
+             "inverse_weight": args.inverse_weight, "batch_size": args.batch_size,
+             "grad_clip": args.grad_clip}  # fmt: skip
     config = dataclasses.replace(game.joint, **{k: v for k, v in given.items() if v is not None})
     sizes = dataclasses.replace(game, joint=config)
     joint = root / (f"joint_seed{args.seed}_epochs{args.epochs}_v{config.vae_weight:g}"
-                    f"_inv{config.inverse_weight:g}_batch{config.batch_size}")  # fmt: skip
+                    f"_inv{config.inverse_weight:g}_batch{config.batch_size}"
+                    + (f"_clip{args.grad_clip:g}" if args.grad_clip else ""))  # fmt: skip
 
     def together() -> None:  # one loss
         train_joint(data, joint / "joint.pt", sizes, "doom", seed=args.seed, device=device,
@@ -151,7 +154,8 @@ def main() -> None:
         encode_rollouts(joint / "vae.pt", data, joint / "latents", device=device, progress=False)
 
     label = (f"joint (V ×{config.vae_weight:g}, inverse ×{config.inverse_weight:g}, "
-             f"{config.batch_size}×{config.seq_len} frames a step)")  # fmt: skip
+             f"{config.batch_size}×{config.seq_len} frames a step, "
+             f"clip {config.grad_clip:g})")  # fmt: skip
     rows[label] = (joint, timed(joint, together))
 
     frames = sum(len(load_rollout(p, ["rewards"])["rewards"]) for p in train_files)

@@ -89,7 +89,7 @@ def test_padding_counts_in_no_term():
     a = joint_loss(model, frames, actions, reward, done, mask, GAME)
     torch.manual_seed(1)
     b = joint_loss(model, changed, actions, reward, done, mask, GAME)
-    for key in ("recon", "kl", "inverse"):
+    for key in ("recon", "kl", "inverse", "mdnrnn", "z_nll"):
         torch.testing.assert_close(a[key], b[key])
 
 
@@ -122,6 +122,9 @@ def test_training_lowers_the_held_out_loss_and_resumes_exactly(tmp_path):
     bigger = dataclasses.replace(GAME, vae=dataclasses.replace(GAME.vae, z_dim=16))
     with pytest.raises(ValueError, match="z_dim"):
         train_joint(data, tmp_path / "straight" / "joint.pt", bigger, "doom", progress=False)
+    heavier = dataclasses.replace(GAME, joint=dataclasses.replace(GAME.joint, inverse_weight=5))
+    with pytest.raises(ValueError, match="inverse_weight"):  # the trained epochs used 1
+        train_joint(data, tmp_path / "straight" / "joint.pt", heavier, "doom", progress=False)
 
 
 def test_the_joint_v_and_m_load_as_the_course_s_v_and_m(tmp_path):
@@ -139,6 +142,9 @@ def test_the_joint_v_and_m_load_as_the_course_s_v_and_m(tmp_path):
     for key, value in joint.mdnrnn.state_dict().items():
         torch.testing.assert_close(m.state_dict()[key], value)
     assert load_checkpoint(vae_path)["config"]["made_from"]["joint"]
+    before = vae_path.read_bytes(), m_path.read_bytes()  # exporting again rewrites nothing
+    export_world_model(tmp_path / "joint.pt", vae_path, m_path)
+    assert (vae_path.read_bytes(), m_path.read_bytes()) == before
     with pytest.raises(ValueError, match="architecture"):
         export_world_model(vae_path, tmp_path / "x.pt", tmp_path / "y.pt")
 
@@ -151,7 +157,7 @@ def test_cli_trains_resumes_and_exports(tmp_path, capsys):
               "--out", str(tmp_path / "j"), "--seq-len", "6"]  # fmt: skip
     cli_main(["train-joint", *common, "--epochs", "1"])
     out = capsys.readouterr().out
-    assert "epoch 1: held-out loss" in out and "actions read back" in out
+    assert "epoch 1: held-out loss" in out and "% read back" in out and "(untrained)" in out
     assert (tmp_path / "j" / "vae.pt").exists() and (tmp_path / "j" / "mdnrnn.pt").exists()
     cli_main(["train-joint", *common, "--epochs", "2"])  # resumes after epoch 1
     assert "epoch 2: held-out loss" in capsys.readouterr().out

@@ -124,6 +124,9 @@ def test_training_weighs_the_foreground_only_when_asked(tmp_path):
                 assert (gap > 1).all(), (kind, gap)
         state = load_checkpoint(tmp_path / f"w{weight}" / "vae.pt")
         assert state["config"]["foreground_weight"] == weight
+    other = dataclasses.replace(TINY, epochs=2, foreground_weight=1.0)  # not what trained it
+    with pytest.raises(ValueError, match="foreground_weight=30.0, not 1.0"):
+        train_vae(data, tmp_path / "w30.0" / "vae.pt", other, progress=False)
 
 
 def test_frames_round_trip_through_the_input_format():

@@ -5,7 +5,7 @@ wmtutor gather --env doom  # record the preset's random rollouts of a game (resu
 wmtutor train-vae --env doom     # train V on them (resumable, a checkpoint per epoch)
 wmtutor encode --env doom        # every rollout -> its latent mu, logvar (M's data)
 wmtutor train-mdnrnn --env doom  # train M on the latents (resumable)
-wmtutor train-joint --env doom   # ... or V, M and an inverse model together (notebook 08)
+wmtutor train-joint --env doom   # ... or V, M and an inverse model together (beyond the paper)
 wmtutor train-controller --env carracing  # C with CMA-ES in the real game (resumable)
 wmtutor train-controller --env doom --in-dream  # ... or in M's dream
 wmtutor evaluate --env carracing # N episodes of the trained agent, random play beside
@@ -289,11 +289,14 @@ def cmd_train_joint(args: argparse.Namespace) -> None:
     log = train_joint(rollouts, ckpt, run.sizes, args.env, seed=run.seed, restart=args.restart,
                       device=args.device, progress=not args.quiet)  # fmt: skip
     for row in (r for r in log if r["kind"] == "epoch"):
-        print(f"epoch {row['epoch']}: held-out loss {row['loss']:.1f} (V {row['vae']:.1f}, "
-              f"M {row['mdnrnn']:.3f}, inverse {row['inverse']:.3f}, "
-              f"actions read back {row['inverse_acc']:.1%})")  # fmt: skip
+        read = row["inverse_acc"]
+        read = "continuous" if read != read else f"{read:.1%} read back"  # nan: CarRacing
+        untrained = " (untrained)" if row["epoch"] == 0 else ""
+        print(f"epoch {row['epoch']}{untrained}: held-out loss {row['loss']:.1f} "
+              f"(V {row['vae']:.1f}, M {row['mdnrnn']:.3f}, inverse {row['inverse']:.3f}, "
+              f"actions {read})")  # fmt: skip
     vae, mdnrnn = export_world_model(ckpt, ckpt.parent / layout.VAE, ckpt.parent / layout.MDNRNN)
-    print(f"V and M, for the dream and the agent: {vae}, {mdnrnn}")
+    print(f"V and M as the course's checkpoints (load_vae, load_mdnrnn): {vae}, {mdnrnn}")
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
@@ -575,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restart", action="store_true", help="train from scratch, replacing vae.pt")
 
     p = command("train-joint", cmd_train_joint, "train V, M and an inverse model together "
-                "(notebook 08, resumable)", "Train V, M and a model that reads the action "
+                "(beyond the paper, resumable)", "Train V, M and a model that reads the action "
                 "back from (z_t, z_t+1) with one optimizer and one weighted loss, on windows "
                 "of the rollouts' frames; then write the V and M as vae.pt and mdnrnn.pt "
                 "beside joint.pt. A checkpoint is written after each epoch; re-running "
@@ -587,7 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=_out_dir,
                    help="folder for joint.pt, its log, vae.pt and mdnrnn.pt "
                    "(default: the run's joint/)")  # fmt: skip
-    p.add_argument("--restart", action="store_true", help="train from scratch, replacing it")
+    p.add_argument("--restart", action="store_true",
+                   help="train from scratch, replacing joint.pt")  # fmt: skip
 
     p = command("encode", cmd_encode, "encode every rollout into V's latent statistics",
                 "Run V's encoder over every frame of every rollout and write one file per "

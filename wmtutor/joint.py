@@ -1,6 +1,6 @@
 """V, M and an inverse model trained together: one optimizer, one weighted loss.
 
-Beyond the paper (notebook 08). The paper trains V alone, then M on V's codes: V keeps
+Beyond the paper (for notebook 08, to come). The paper trains V alone, then M on V's codes: V keeps
 what is big on the screen, whether or not the agent can change it. Here the three are
 trained at once on windows of real frames,
 
@@ -192,6 +192,9 @@ def train_joint(
              "action_dim": GAMES[game].action_dim, "hidden": game_config.mdnrnn.hidden,
              "n_gaussians": game_config.mdnrnn.n_gaussians,
              "inverse_hidden": config.inverse_hidden}  # fmt: skip
+    # What the epochs already trained were trained with: a resume must not change it.
+    same = {k: getattr(config, k) for k in ("vae_weight", "inverse_weight", "lr", "batch_size",
+                                            "seq_len", "grad_clip")}  # fmt: skip
     torch.manual_seed(seed)  # the same initial weights and samples for the same seed
     model = JointModel(shape["z_dim"], shape["action_dim"], shape["hidden"],
                        shape["n_gaussians"], config.inverse_hidden).to(device)  # fmt: skip
@@ -199,8 +202,8 @@ def train_joint(
     run = TrainingRun(
         ckpt, model, optimizer, config={**asdict(config), **shape, "game": game,
         "vae": asdict(game_config.vae), "mdnrnn": asdict(game_config.mdnrnn)},
-        must_match=shape, made_from={"rollouts": source_digest(rollouts)}, device=device,
-        restart=restart, unit="steps", log_every=log_every, seed=seed,
+        must_match={**shape, **same}, made_from={"rollouts": source_digest(rollouts)},
+        device=device, restart=restart, unit="frames", log_every=log_every, seed=seed,
     )  # fmt: skip
     val_loader = DataLoader(SequenceDataset(val_files, config.seq_len, KEYS, shuffle=False),
                             batch_size=config.batch_size)  # fmt: skip
@@ -220,7 +223,7 @@ def train_joint(
             terms = joint_loss(model, frames, actions, reward, done, mask, game_config)
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
-            nn.utils.clip_grad_norm_(model.parameters(), game_config.mdnrnn.grad_clip)
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             run.step(int(mask.sum()), **terms)
         row = run.end_epoch(**evaluate(model, val_loader, game_config, device))
@@ -254,12 +257,18 @@ def load_joint(path: str | os.PathLike, device: str | torch.device | None = None
 def export_world_model(path: str | os.PathLike, vae_out: str | os.PathLike,
                        mdnrnn_out: str | os.PathLike) -> tuple[Path, Path]:  # fmt: skip
     """Write the jointly trained V and M of checkpoint ``path`` as a ``vae.pt`` and an
-    ``mdnrnn.pt`` that ``load_vae`` and ``load_mdnrnn`` read (the dream, the agent), each
-    recording that it came from ``path``. Returns the two paths."""
-    state, config = _joint_checkpoint(path)
+    ``mdnrnn.pt`` that ``load_vae`` and ``load_mdnrnn`` read, each recording that it came
+    from ``path``. Files already exported from this very checkpoint are left as they are
+    (their digests stay, so nothing that recorded them is invalidated). Returns the paths."""
     made_from = {"joint": digest(path)}
+    if all(Path(out).exists() and load_checkpoint(out).get("config", {}).get("made_from")
+           == made_from for out in (vae_out, mdnrnn_out)):  # fmt: skip
+        return Path(vae_out), Path(mdnrnn_out)
+    state, config = _joint_checkpoint(path)
     parts = (
-        ("vae.", vae_out, {**config["vae"], "architecture": v.ARCHITECTURE}),
+        # trained with the joint loss, whose V term is the paper's (no foreground weight)
+        ("vae.", vae_out, {**config["vae"], "architecture": v.ARCHITECTURE,
+                           "foreground_weight": 1.0}),
         ("mdnrnn.", mdnrnn_out, {**config["mdnrnn"], "architecture": m.ARCHITECTURE,
                                  "z_dim": config["z_dim"], "action_dim": config["action_dim"],
                                  "game": config["game"]}),

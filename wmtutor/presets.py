@@ -263,7 +263,8 @@ class Dream(Section):
 
 @dataclass(frozen=True)
 class Joint(Section):
-    """Notebook 08: V, M and an inverse model trained together (``wmtutor train-joint``).
+    """Beyond the paper: V, M and an inverse model trained together (``wmtutor
+    train-joint``; for notebook 08, to come).
 
     V's z_dim and KL allowance and M's sizes and loss weights are the game's ``vae`` and
     ``mdnrnn`` sections; these are the joint run's own.
@@ -271,7 +272,7 @@ class Joint(Section):
 
     RULES = dict(epochs=COUNT, batch_size=COUNT, seq_len=Rule("int", 2), lr=POSITIVE,
                  vae_weight=NONNEG, inverse_weight=NONNEG, inverse_hidden=COUNT,
-                 buffer_size=COUNT, precision=PRECISION)  # fmt: skip
+                 buffer_size=COUNT, precision=PRECISION, grad_clip=POSITIVE)  # fmt: skip
 
     epochs: int = 2  # passes over the training rollouts
     batch_size: int = 8  # windows of frames per batch
@@ -282,6 +283,7 @@ class Joint(Section):
     inverse_hidden: int = 128  # the inverse model's hidden units
     buffer_size: int = 64  # windows in the streaming shuffle buffer (12 KB a frame)
     precision: str = "fp32"  # fp32 | bf16 (autocast)
+    grad_clip: float = 1.0  # gradient norm clipping, of all three together (as M's)
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,8 @@ def pixel_weights(
     reconstruction ``x_hat`` (both ``(B, 3, 64, 64)``) differs from ``background``
     (``(3, 64, 64)``) by more than ``FOREGROUND`` in a channel, 1 elsewhere. Counting the
     reconstruction's foreground too makes an object drawn where there is none cost as much
-    as one left out."""
+    as one left out. (Early in training, when the reconstruction is still far from the
+    background nearly everywhere, that is nearly every pixel: the weight starts uniform.)"""
 
     def foreground(y: torch.Tensor) -> torch.Tensor:
         return (y.detach().float() - background).abs().amax(dim=1, keepdim=True) > FOREGROUND
@@ -295,6 +296,14 @@ def train_vae(
     files = rollout_files(rollouts)
     train_files, val_files = split_files(files)
     made_from = {"rollouts": source_digest(rollouts)}
+    if ckpt.exists() and not restart:  # older checkpoints have no such key: the paper's 1
+        was = load_checkpoint(ckpt).get("config", {}).get("foreground_weight", 1.0)
+        if was != config.foreground_weight:
+            raise ValueError(
+                f"{ckpt} was trained with foreground_weight={was!r}, not "
+                f"{config.foreground_weight!r}: pass restart=True (--restart) to train a new "
+                "one in its place, or choose another folder (--out)"
+            )
     val = heldout_frames(val_files, val_frames)
     background = None
     if config.foreground_weight != 1:
