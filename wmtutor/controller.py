@@ -37,6 +37,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from wmtutor.cmaes import make_es
@@ -46,6 +47,7 @@ from wmtutor.layout import CONTROLLER_LOG, CONTROLLER_STATE, MANIFEST
 from wmtutor.mdnrnn import load_mdnrnn
 from wmtutor.presets import Controller as ControllerConfig
 from wmtutor.rollouts import check_workers, make_policy, play, rollout_seed
+from wmtutor.training import load_checkpoint
 from wmtutor.utils import atomic_path, die_with_parent, get_device, remove_stale_tmp
 from wmtutor.vae import load_vae, to_input
 
@@ -133,6 +135,64 @@ class Controller:
     def __call__(self, z, h, c) -> torch.Tensor:
         """Outputs ``y`` in [-1, 1], ``(N, size)``, for ``z (N, z_dim)``, ``h, c (N, hidden)``."""
         return torch.tanh(self.features(z, h, c) @ self.W.T + self.b)
+
+
+# ---------------------------------------------------------------------------------------
+# A non-linear C: PPO's actor (trained by wmtutor.ppo), with C's interface
+
+
+class PolicyController(nn.Module):
+    """PPO's actor as C: ``controller(z, h, c)`` -> ``y`` ``(N, 1)`` in {-1, 0, +1} (the
+    most likely of the three choices), for the real-game ``Agent`` and its workers.
+
+    The layers are SB3's ``MlpPolicy`` actor (its ``mlp_extractor.policy_net`` then
+    ``action_net``), rebuilt here so that playing needs neither SB3 nor a pickle.
+    """
+
+    def __init__(self, z_dim: int, hidden: int, inputs: str, net: tuple[int, ...]):
+        super().__init__()
+        self.features = Controller(z_dim, hidden, 1, inputs, False).features
+        self.inputs, self.net = inputs, tuple(net)
+        sizes = [z_dim + hidden * (len(inputs) - 1), *net]
+        layers: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.Tanh()]
+        self.policy_net = nn.Sequential(*layers)
+        self.action_net = nn.Linear(sizes[-1], 3)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 3)`` logits of low / stay / high for features ``x`` ``(N, in_features)``."""
+        return self.action_net(self.policy_net(x))
+
+    @torch.no_grad()
+    def __call__(self, z, h, c) -> torch.Tensor:
+        device = self.action_net.weight.device
+        x = self.features(z, h, c).to(device)
+        return (self.logits(x).argmax(-1, keepdim=True) - 1).float()
+
+
+def actor_state(sb3_policy_state: dict) -> dict:
+    """The actor's weights out of SB3's ``MlpPolicy`` state dict (``PolicyController``'s
+    names)."""
+    return {
+        k.removeprefix("mlp_extractor."): v
+        for k, v in sb3_policy_state.items()
+        if k.startswith(("mlp_extractor.policy_net.", "action_net."))
+    }
+
+
+def load_policy(path: str | os.PathLike, device: torch.device | str | None = None
+                ) -> PolicyController:  # fmt: skip
+    """A trained PPO actor from ``ppo.pt`` (``wmtutor.ppo.train_ppo``; read on the CPU
+    with ``weights_only=True``, then moved to ``device``)."""
+    saved = load_checkpoint(path)
+    try:
+        p = saved["policy"]
+        policy = PolicyController(p["z_dim"], p["hidden"], p["inputs"], tuple(p["net"]))
+        policy.load_state_dict(actor_state(saved["sb3_policy"]))
+    except (KeyError, RuntimeError, TypeError) as e:
+        raise ValueError(f"{path} is not a PPO checkpoint of this course: {e}") from e
+    return policy.to(device or "cpu").eval()
 
 
 # ---------------------------------------------------------------------------------------
@@ -237,8 +297,11 @@ def make_agent(spec: dict, n_envs: int) -> tuple[Agent, list]:
         vae = load_vae(spec["vae"], device=device)
         mdnrnn = load_mdnrnn(spec["mdnrnn"], device=device)
         env = make_env(spec["game"], frame_skip=spec.get("frame_skip", 1))
-        controller = Controller(vae.z_dim, mdnrnn.hidden, env.adapter.size, spec["inputs"],
-                                spec.get("bias", True), device)  # fmt: skip
+        if spec.get("policy"):  # a PPO actor (wmtutor.ppo) in C's place
+            controller = load_policy(spec["policy"], device)
+        else:
+            controller = Controller(vae.z_dim, mdnrnn.hidden, env.adapter.size, spec["inputs"],
+                                    spec.get("bias", True), device)  # fmt: skip
         _WORKER.clear()
         _WORKER.update(key=key, agent=Agent(vae, mdnrnn, controller, env.adapter), envs=[env])
     envs = _WORKER["envs"]
@@ -247,11 +310,27 @@ def make_agent(spec: dict, n_envs: int) -> tuple[Agent, list]:
     return _WORKER["agent"], envs[:n_envs]
 
 
-def evaluate_candidate(spec: dict, params: np.ndarray, seeds: list[int], max_steps: int):
-    """Returns of one parameter vector over ``seeds`` episodes (runs in a worker)."""
+def evaluate_candidate(spec: dict, params: np.ndarray | None, seeds: list[int],
+                       max_steps: int):  # fmt: skip
+    """Returns of one parameter vector over ``seeds`` episodes (runs in a worker); ``params``
+    None for a spec whose ``policy`` is a trained PPO actor."""
     agent, envs = make_agent(spec, len(seeds))
-    agent.controller.set_params(params)
+    _set_params(agent, spec, params)
     return run_episodes(agent, envs, seeds, max_steps)["returns"].tolist()
+
+
+def check_params(spec: dict, params: np.ndarray | None) -> None:
+    """C's parameters for a linear C; None where the spec's ``policy`` is a PPO actor."""
+    if spec.get("policy") and params is not None:
+        raise ValueError("this spec plays a PPO actor (its 'policy'): pass params=None")
+    if not spec.get("policy") and params is None:
+        raise ValueError("params is None, but the spec has no PPO 'policy' to play")
+
+
+def _set_params(agent: Agent, spec: dict, params: np.ndarray | None) -> None:
+    check_params(spec, params)
+    if params is not None:
+        agent.controller.set_params(params)
 
 
 # ---------------------------------------------------------------------------------------
@@ -340,9 +419,13 @@ class ExecutorPool:
         pass
 
 
-def make_pool(executor: cf.Executor | None, workers: int | None) -> LocalPool | ExecutorPool:
+def make_pool(executor: cf.Executor | LocalPool | None, workers: int | None
+              ) -> LocalPool | ExecutorPool:  # fmt: skip
     """``executor`` (e.g. Dask's) if given, else ``workers`` local processes (default: one
-    per core)."""
+    per core). A ``LocalPool`` passed as ``executor`` is used as it is (its owner shuts it
+    down), so that several evaluations share its started workers."""
+    if isinstance(executor, LocalPool):
+        return executor
     return ExecutorPool(executor) if executor else LocalPool(check_workers(workers))
 
 
@@ -615,6 +698,8 @@ def _train(out_dir: Path, config: ControllerConfig, judge: Judge, es, state: dic
                    "mean": float(fitness.mean()), "worst": float(fitness.min()),
                    "max_steps": state["max_steps"], "where": judge.where,
                    "seconds": time.perf_counter() - start}  # fmt: skip
+            if judge.where == "dream":  # a dream's return is the steps it lasted
+                row["dream_steps"] = int(returns.sum())
             state["best_params"] = es.best_x.copy()
             state["mean_params"] = np.asarray(es.mean).copy()
             # Curriculum: a longer episode cap once the population beats its best mean.
@@ -661,23 +746,25 @@ def random_returns(
 
 def evaluate_params(
     spec: dict,
-    params: np.ndarray,
+    params: np.ndarray | None,
     n_episodes: int,
     max_steps: int,
     *,
     seed: int = 10_000,
-    executor: cf.Executor | None = None,
+    executor: cf.Executor | LocalPool | None = None,
     workers: int | None = None,
     timeout: float = 3600.0,
     progress: bool = False,
 ) -> np.ndarray:
-    """Returns of ``n_episodes`` episodes of the agent with ``params`` (the paper uses 100).
+    """Returns of ``n_episodes`` episodes of the agent with ``params`` (the paper uses 100;
+    ``params`` None where the spec's ``policy`` names a PPO actor).
 
     Episodes are split across the workers (or ``executor``), several at once per worker.
     Seeds come from ``seed``, away from the ones training used.
     """
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
         raise ValueError(f"episodes {n_episodes!r}: expected an integer >= 1")
+    check_params(spec, params)
     pool = make_pool(executor, workers)
     seeds = [rollout_seed(seed, 0, j) for j in range(n_episodes)]
     n_tasks = max(1, min(n_episodes, 4 * getattr(pool, "workers", 4)))
@@ -685,19 +772,21 @@ def evaluate_params(
     bar = tqdm(total=n_episodes, desc="real episodes", unit="ep", disable=not progress,
                leave=False)  # fmt: skip
     try:
-        tasks = [(spec, np.asarray(params), c, max_steps) for c in chunks]
+        params = None if params is None else np.asarray(params)
+        tasks = [(spec, params, c, max_steps) for c in chunks]
         done = run_tasks(pool, evaluate_candidate, tasks, timeout,
                          on_result=lambda i, r: bar.update(len(r)))  # fmt: skip
         return np.concatenate(done)
     finally:
         bar.close()
-        pool.shutdown()
+        if pool is not executor:
+            pool.shutdown()
 
 
 def record_episode(spec: dict, params: np.ndarray, seed: int, max_steps: int) -> dict:
     """Play one episode here, keeping its frames, z, actions and return (for GIFs, widgets)."""
     agent, envs = make_agent(spec, 1)
-    agent.controller.set_params(params)
+    _set_params(agent, spec, params)
     out = run_episodes(agent, envs, [seed], max_steps, record=True)
     return {**out, "return": float(out["returns"][0])}
 

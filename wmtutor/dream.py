@@ -67,6 +67,9 @@ class DreamEnv(gym.vector.VectorEnv):
         max_steps: the step cap (2100 for Doom).
         reward: ``"survival"`` (+1 per step, Doom) or ``"predicted"`` (M's reward head).
         init_noise: standard deviation of Gaussian noise added to each starting z.
+        initial_logvar: ``(N, z_dim)`` V's log-variance of those frames: a start is then
+            drawn from ``N(mu, sigma^2)``, as ``InDream``'s starts are (instead of
+            ``init_noise``).
         done_threshold: M's done probability above which a dream ends.
         vae: V, only for ``render()``.
     """
@@ -85,6 +88,7 @@ class DreamEnv(gym.vector.VectorEnv):
         init_noise: float = 0.0,
         done_threshold: float = 0.5,
         vae=None,
+        initial_logvar: np.ndarray | None = None,
     ):
         if reward not in ("survival", "predicted"):
             raise ValueError(f"reward must be 'survival' or 'predicted', got {reward!r}")
@@ -95,6 +99,12 @@ class DreamEnv(gym.vector.VectorEnv):
         self.mdnrnn, self.vae, self.game = mdnrnn.eval(), vae, game
         self.device = next(mdnrnn.parameters()).device
         self.initial_z = torch.from_numpy(initial_z).to(self.device)
+        self.initial_std = None
+        if initial_logvar is not None:
+            logvar = np.asarray(initial_logvar, dtype=np.float32)
+            if logvar.shape != initial_z.shape:
+                raise ValueError(f"initial_logvar must be {initial_z.shape}, got {logvar.shape}")
+            self.initial_std = torch.from_numpy(np.exp(0.5 * logvar)).to(self.device)
         self.num_envs, self.tau = num_envs, tau
         self.max_steps, self.reward_kind = max_steps, reward
         self.init_noise, self.done_threshold = init_noise, done_threshold
@@ -113,8 +123,12 @@ class DreamEnv(gym.vector.VectorEnv):
 
     def _start(self, rows: np.ndarray) -> None:
         pick = self._rng.integers(len(self.initial_z), size=len(rows))
-        z = self.initial_z[torch.from_numpy(pick).to(self.device)].clone()
-        if self.init_noise:
+        pick = torch.from_numpy(pick).to(self.device)
+        z = self.initial_z[pick].clone()
+        if self.initial_std is not None:
+            noise = self._rng.standard_normal(z.shape).astype(np.float32)
+            z += self.initial_std[pick] * torch.from_numpy(noise).to(self.device)
+        elif self.init_noise:
             noise = self._rng.standard_normal(z.shape).astype(np.float32)
             z += self.init_noise * torch.from_numpy(noise).to(self.device)
         rows = torch.from_numpy(np.asarray(rows)).to(self.device)
@@ -125,6 +139,17 @@ class DreamEnv(gym.vector.VectorEnv):
 
     def _obs(self) -> np.ndarray:
         return torch.cat([self.z, self.h[0], self.c[0]], dim=1).cpu().numpy()
+
+    def observation(self) -> np.ndarray:
+        """The current observations ``(num_envs, z_dim + 2 * hidden)``: ``[z, h, c]``."""
+        return self._obs()
+
+    def restart(self, rows: np.ndarray) -> None:
+        """Start the dreams ``rows`` again now (a same-step reset, as Stable-Baselines3's
+        vector environments do) instead of at their next step."""
+        rows = np.asarray(rows, dtype=int)
+        self._start(rows)
+        self._needs_reset[rows] = False
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:

@@ -287,6 +287,43 @@ class Joint(Section):
 
 
 @dataclass(frozen=True)
+class PPO(Section):
+    """Notebook 08: Stable-Baselines3's PPO in the dream (``wmtutor.ppo``), SB3's defaults
+    except where said."""
+
+    RULES = dict(n_envs=COUNT, n_steps=Rule("int", 2), batch_size=Rule("int", 2),
+                 epochs=COUNT, lr=POSITIVE, gamma=Rule("number", 0, 1, open_low=True),
+                 gae_lambda=FRACTION, clip_range=POSITIVE, ent_coef=NONNEG,
+                 net=Rule("int", 1))  # fmt: skip
+
+    n_envs: int = 32  # dreams stepped together (SB3's default is one env)
+    n_steps: int = 64  # steps per dream per rollout (a rollout: n_envs * n_steps)
+    batch_size: int = 256  # minibatch
+    epochs: int = 4  # passes over each rollout (SB3: 10)
+    lr: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.0
+    net: tuple[int, ...] = (64, 64)  # the actor's and the critic's hidden layers
+
+
+@dataclass(frozen=True)
+class Beyond(Section):
+    """Notebook 08 (``wmtutor.beyond``): separate against joint world models on the same
+    rollouts, then CMA-ES against PPO in each dream on the same number of dream steps, each
+    tested in the real game."""
+
+    RULES = dict(n_rollouts=Rule("int", 2), seeds=Rule("int", 0), dream_steps=COUNT,
+                 real_episodes=COUNT)  # fmt: skip
+
+    n_rollouts: int = 200  # random episodes, shared by both world models of a seed
+    seeds: tuple[int, ...] = (0, 1)  # each seed: its own rollouts, models and learners
+    dream_steps: int = 1_000_000  # each learner's budget in the dream
+    real_episodes: int = 100  # the real-game test of each learner (the paper's 100)
+
+
+@dataclass(frozen=True)
 class Game:
     """Every size that depends on the game. Later stages add their sections here."""
 
@@ -296,6 +333,8 @@ class Game:
     controller: Controller
     dream: Dream = Dream()
     joint: Joint = Joint()
+    ppo: PPO = PPO()
+    beyond: Beyond = Beyond()
 
 
 @dataclass(frozen=True)
@@ -389,6 +428,8 @@ PRESETS: dict[str, Preset] = {
                 round_epochs=1,
             ),
             joint=Joint(epochs=2, batch_size=2, seq_len=8, buffer_size=8),
+            ppo=PPO(n_envs=4, n_steps=16, batch_size=32, epochs=2, net=(16,)),
+            beyond=Beyond(n_rollouts=4, seeds=(0,), dream_steps=256, real_episodes=2),
         ),
         pong=Game(
             data=Data(n_rollouts=3, max_steps=60, policy="held", frame_skip=4),
