@@ -31,12 +31,9 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch.utils.data import DataLoader
-
 from wmtutor import mdnrnn as m
-from wmtutor.datasets import SequenceDataset, rollout_files
+from wmtutor.beyond import heldout_z_nll, probe_actions
+from wmtutor.datasets import rollout_files
 from wmtutor.files import load_rollout
 from wmtutor.joint import export_world_model, train_joint
 from wmtutor.layout import runs_root
@@ -45,43 +42,6 @@ from wmtutor.rollouts import gather
 from wmtutor.training import split_files
 from wmtutor.utils import get_device
 from wmtutor.vae import encode_rollouts, evaluate, heldout_frames, load_vae, train_vae
-
-
-def probe_accuracy(train: list[Path], val: list[Path], steps: int = 300) -> tuple[float, float]:
-    """A linear softmax probe from ``[mu_t, mu_t+1]`` to a_t: (held-out accuracy, share
-    of the most frequent held-out action)."""
-
-    def pairs(files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
-        xs, ys = [], []
-        for path in files:
-            d = load_rollout(path, ["mu", "actions"])
-            xs.append(np.c_[d["mu"][:-1], d["mu"][1:]])
-            ys.append(d["actions"][:-1])
-        return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)).long()
-
-    x, y = pairs(train)
-    xv, yv = pairs(val)
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    x, xv = (x - mean) / std, (xv - mean) / std
-    torch.manual_seed(0)
-    probe = torch.nn.Linear(x.shape[1], int(max(y.max(), yv.max())) + 1)
-    opt = torch.optim.Adam(probe.parameters(), lr=0.05)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(probe(x), y).backward()
-        opt.step()
-    with torch.no_grad():
-        accuracy = (probe(xv).argmax(1) == yv).float().mean().item()
-    return accuracy, float(np.bincount(yv.numpy()).max() / len(yv))
-
-
-def z_nll(mdnrnn_path: Path, latents: Path, config, device) -> float:
-    """M's held-out z NLL per dimension on the held-out files of ``latents``."""
-    model = m.load_mdnrnn(mdnrnn_path, device=device)
-    _, val = split_files(rollout_files(latents))
-    loader = DataLoader(SequenceDataset(val, config.seq_len, m.KEYS, shuffle=False),
-                        batch_size=config.batch_size)  # fmt: skip
-    return m.evaluate(model, loader, config, device)["z_nll"]
 
 
 def timed(folder: Path, make) -> float:
@@ -167,9 +127,9 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for label, (folder, minutes) in rows.items():
         recon = evaluate(load_vae(folder / "vae.pt", device=device), val, vae_config)["recon"]
-        nll = z_nll(folder / "mdnrnn.pt", folder / "latents", game.mdnrnn, device)
+        nll = heldout_z_nll(folder / "mdnrnn.pt", folder / "latents", game.mdnrnn, device)
         latent_train, latent_val = split_files(rollout_files(folder / "latents"))
-        accuracy, chance = probe_accuracy(latent_train, latent_val)
+        accuracy, chance = probe_actions(latent_train, latent_val)
         print(f"| {label} | {recon:.1f} | {nll:.3f} | {accuracy:.1%} ({chance:.1%}) | "
               f"{minutes:.1f} |")  # fmt: skip
 

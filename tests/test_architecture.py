@@ -9,11 +9,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "wmtutor"
 # Bottom to top: a module may import only modules that come before it here.
 LAYERS = ["utils", "presets", "layout", "files", "fastcar", "envs", "rollouts", "datasets",
           "training", "mdn", "toys", "vae", "mdnrnn", "joint", "cmaes", "controller", "dream",
-          "bundle", "viz", "pipeline", "play", "cli"]  # fmt: skip
+          "ppo", "bundle", "viz", "pipeline", "beyond", "play", "cli"]  # fmt: skip
 # Imports inside functions, allowed only for optional or heavy packages (see each's comment;
 # wmtutor.fastcar brings pygame and Box2D, which only CarRacing needs).
 LAZY = {"torch", "ctypes", "vizdoom", "cma", "distributed", "ipywidgets", "IPython.display",
-        "importlib", "wmtutor.pipeline", "pygame", "moviepy", "wmtutor.fastcar"}  # fmt: skip
+        "importlib", "wmtutor.pipeline", "pygame", "moviepy", "wmtutor.fastcar",
+        "stable_baselines3"}  # fmt: skip
 
 
 def imports(tree: ast.AST) -> list[tuple[str, bool]]:

@@ -6,6 +6,7 @@ wmtutor train-vae --env doom     # train V on them (resumable, a checkpoint per 
 wmtutor encode --env doom        # every rollout -> its latent mu, logvar (M's data)
 wmtutor train-mdnrnn --env doom  # train M on the latents (resumable)
 wmtutor train-joint --env doom   # ... or V, M and an inverse model together (beyond the paper)
+wmtutor beyond --env doom        # notebook 08: separate vs joint, CMA-ES vs PPO in the dream
 wmtutor train-controller --env carracing  # C with CMA-ES in the real game (resumable)
 wmtutor train-controller --env doom --in-dream  # ... or in M's dream
 wmtutor evaluate --env carracing # N episodes of the trained agent, random play beside
@@ -159,7 +160,8 @@ def section_flags(parser: argparse.ArgumentParser, cls: type, only: tuple[str, .
         if "bool" in text:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
-            kwargs["type"] = int if text.startswith("int") else _finite if "float" in text else str
+            whole = text.startswith(("int", "tuple[int"))
+            kwargs["type"] = int if whole else _finite if "float" in text else str
             if rule is not None and rule.kind == "choice":
                 kwargs["choices"] = list(rule.choices)
             if text.startswith("tuple"):
@@ -297,6 +299,22 @@ def cmd_train_joint(args: argparse.Namespace) -> None:
               f"actions {read})")  # fmt: skip
     vae, mdnrnn = export_world_model(ckpt, ckpt.parent / layout.VAE, ckpt.parent / layout.MDNRNN)
     print(f"V and M as the course's checkpoints (load_vae, load_mdnrnn): {vae}, {mdnrnn}")
+
+
+def cmd_beyond(args: argparse.Namespace) -> None:
+    from wmtutor import beyond
+
+    preset = settings(args)
+    sizes = preset.game(args.env)
+    print(f"notebook 08's experiment, {args.env}, preset {preset.name}, seeds "
+          f"{list(sizes.beyond.seeds)}:\n  {sizes.beyond}\n  {sizes.ppo}", flush=True)  # fmt: skip
+    out = beyond.compare(args.env, preset, device=args.device, progress=not args.quiet)
+    print("\nThe world models, on held-out rollouts:\n")
+    print(beyond.representation_table(out["representation"]))
+    print("\nEach learner in each dream, then the real game (test episodes):\n")
+    print(beyond.tests_table(out["tests"], out["random"]))
+    print()
+    print(beyond.summary_table(out["tests"]))
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
@@ -592,6 +610,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the run's joint/)")  # fmt: skip
     p.add_argument("--restart", action="store_true",
                    help="train from scratch, replacing joint.pt")  # fmt: skip
+
+    p = command("beyond", cmd_beyond, "notebook 08: separate vs joint world models, CMA-ES "
+                "vs PPO in each dream, tested in the real game", "Train both world models "
+                "(V then M; V, M and an inverse model together) on the same rollouts, then "
+                "CMA-ES and Stable-Baselines3's PPO in each dream on the same number of "
+                "dream steps, and test every learner in the real game with random play "
+                "beside it, for every seed of --seeds. Everything is cached under the runs' "
+                "beyond/ folders: re-running resumes and prints the tables.")  # fmt: skip
+    common_flags(p)
+    section_flags(p, presets.Beyond)
+    section_flags(p, presets.PPO)
 
     p = command("encode", cmd_encode, "encode every rollout into V's latent statistics",
                 "Run V's encoder over every frame of every rollout and write one file per "

@@ -19,6 +19,13 @@ A *run* is one game, one preset and one seed. Its folder holds every stage's art
         bundle.json               `wmtutor bundle import`: the manifest of the bundle the
                                   run's models came from (they are used as they are)
         initial_latents.npz       ... and where its dreams start (first-frame mu, logvar)
+        joint/joint.pt            `wmtutor train-joint`: V, M and an inverse model together
+        beyond/                   notebook 08 (wmtutor.beyond), on data of its own:
+            rollouts/                 random episodes, for both world models
+            separate/  joint/         each: vae.pt latents/ mdnrnn.pt (joint/ also joint.pt)
+                cmaes/  ppo/              the learners trained in that dream, and
+                                          results.json (their real-game test)
+            random.json               random play on the test episodes
 
 The root is ``$WMTUTOR_RUNS`` if set, else ``runs/`` at the top of the checkout when
 wmtutor is used from one (so notebooks and the CLI share artifacts), else
@@ -151,6 +158,11 @@ class Run:
         """V, M and the inverse model trained together, ``joint/joint.pt``; the V and M
         exported from it sit beside it as ``joint/vae.pt`` and ``joint/mdnrnn.pt``."""
         return self.folder / "joint" / JOINT
+
+    @property
+    def beyond(self) -> Path:
+        """Notebook 08's experiment (``wmtutor.beyond``), with rollouts of its own."""
+        return self.folder / "beyond"
 
     # C
     def controller(self, inputs: str | None = None) -> Path:

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.patches import Ellipse
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import EngFormatter, MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
 
 from wmtutor.controller import record_episode
@@ -754,3 +754,38 @@ def dreams_gif(entries: Sequence[tuple[str, dict]], params: np.ndarray, tau: flo
         videos.append(label_frames(episode["frames"][::2], text, 3))
         episodes.append(episode)
     return save_gif(tile_videos(videos, scale=1), path, fps=17), episodes
+
+
+# ---------------------------------------------------------------------------------------
+# Notebook 08: beyond the paper
+
+LEARNER_STYLE = {"cmaes": "-", "ppo": "--"}
+WORLD_MODEL_COLOR = {"separate": "tab:blue", "joint": "tab:orange"}
+
+
+def plot_learning_curves(axes: Sequence[plt.Axes], curves: dict[tuple[str, str], list[dict]],
+                         title: str = "", smooth: int = 20) -> None:  # fmt: skip
+    """Each learner's dream return against dream steps (``axes[0]``) and against seconds of
+    training (``axes[1]``): ``curves`` keyed ``(world_model, learner)``, rows with
+    ``dream_steps``, ``seconds`` and ``mean`` (None where no dream ended); PPO's rows (with
+    ``episodes``) averaged over the last ``smooth``."""
+    for (wm, learner), log in curves.items():
+        rows = [r for r in log if r.get("mean") is not None]
+        # PPO's rows are rollouts in which few dreams end: average over the last `smooth`
+        # rollouts, each weighted by its dreams (CMA-ES's rows are whole generations).
+        weights = np.array([r.get("episodes", 1) for r in rows], dtype=float)
+        means = np.array([r["mean"] for r in rows], dtype=float)
+        k = smooth if any("episodes" in r for r in rows) else 1
+        kernel = np.ones(k)
+        mean = np.convolve(means * weights, kernel)[: len(rows)] / np.maximum(
+            np.convolve(weights, kernel)[: len(rows)], 1e-9
+        )
+        style = {"ls": LEARNER_STYLE.get(learner, "-"), "color": WORLD_MODEL_COLOR.get(wm),
+                 "label": f"{learner}, {wm} world model"}  # fmt: skip
+        axes[0].plot([r["dream_steps"] for r in rows], mean, **style)
+        axes[1].plot([r["seconds"] for r in rows], mean, **style)
+    axes[0].xaxis.set_major_formatter(EngFormatter())
+    axes[0].set(xlabel="dream steps", ylabel="mean return in the dream (steps survived)",
+                title=title)  # fmt: skip
+    axes[1].set(xlabel="seconds of training", title=title)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
