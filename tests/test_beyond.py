@@ -2,8 +2,6 @@
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -115,13 +113,14 @@ def test_bad_names_are_refused():
         beyond.get_learner("joint", "sgd", "doom", "tiny")
 
 
-def test_the_command_prints_the_tables(result, runs):
-    out = subprocess.run(
-        [sys.executable, "-m", "wmtutor.cli", "beyond", "--env", "doom", "--preset", "tiny",
-         "--seeds", "0", "--quiet"],
-        capture_output=True, text=True, env={**__import__("os").environ, "WMTUTOR_RUNS": str(runs)},
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert "| 0 | joint | ppo |" in out.stdout and "mean over seeds" in out.stdout
+def test_the_command_prints_the_tables(result, runs, capsys):
+    from wmtutor.cli import main
+
+    main(["beyond", "--env", "doom", "--preset", "tiny", "--seeds", "0", "--quiet"])
+    out = capsys.readouterr().out
+    assert "| 0 | joint | ppo |" in out and "mean over seeds" in out
     saved = json.loads((Run.of("doom", "tiny", 0).beyond / "random.json").read_text())
-    assert f"{saved['mean']:.1f}" in out.stdout
+    assert f"{saved['mean']:.1f}" in out
+    with pytest.raises(SystemExit):  # a value a setting cannot have: one line, no traceback
+        main(["beyond", "--env", "doom", "--preset", "tiny", "--dream-steps", "0"])
+    assert "--dream-steps 0" in capsys.readouterr().err

@@ -143,3 +143,17 @@ def test_params_and_a_policy_are_not_mixed_up():
         evaluate_params(spec, np.zeros(3), 1, 10, workers=1)
     with pytest.raises(ValueError, match="no PPO 'policy'"):
         evaluate_params({"game": "doom"}, None, 1, 10, workers=1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_ppo_trains_on_m_s_gpu_and_its_actor_plays_there(mdnrnn, tmp_path):
+    gpu = MDNRNN(z_dim=6, action_dim=3, hidden=12).cuda().eval()
+    gpu.load_state_dict(mdnrnn.state_dict())
+    chunk = CONFIG.n_envs * CONFIG.n_steps
+    train_ppo(tmp_path, dream(gpu, max_steps=20), CONFIG, chunk, progress=False)
+    cpu_policy = load_policy(tmp_path / PPO_CHECKPOINT)  # saved from the GPU, read on the CPU
+    gpu_policy = load_policy(tmp_path / PPO_CHECKPOINT, "cuda")
+    rng = np.random.default_rng(0)
+    z, h, c = rng.normal(size=(16, 6)), rng.normal(size=(16, 12)), rng.normal(size=(16, 12))
+    zt, ht, ct = (torch.as_tensor(x, device="cuda") for x in (z, h, c))
+    np.testing.assert_array_equal(gpu_policy(zt, ht, ct).cpu().numpy(), cpu_policy(z, h, c).numpy())

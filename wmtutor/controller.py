@@ -58,6 +58,13 @@ INPUTS = ("z", "zh", "zch")
 # The controller
 
 
+def features(inputs: str, z, h, c, device: torch.device | str) -> torch.Tensor:
+    """What C reads, for a batch: ``[z]``, ``[z, h]`` or ``[z, c, h]`` (the paper's order),
+    ``(N, in_features)`` float32 on ``device`` (``c`` is only read for ``zch``)."""
+    parts = {"z": [z], "zh": [z, h], "zch": [z, c, h]}[inputs]
+    return torch.cat([torch.as_tensor(p, device=device).float() for p in parts], -1)
+
+
 class Controller:
     """``y = tanh(W x + b)`` with x = z, [z, h] or [z, c, h]; parameters as one flat vector.
 
@@ -124,8 +131,7 @@ class Controller:
 
     def features(self, z, h, c) -> torch.Tensor:
         """The input x for a batch: ``(N, in_features)`` (``c`` is only read for ``zch``)."""
-        parts = {"z": [z], "zh": [z, h], "zch": [z, c, h]}[self.inputs]
-        return torch.cat([torch.as_tensor(p, device=self.device).float() for p in parts], -1)
+        return features(self.inputs, z, h, c, self.device)
 
     @staticmethod
     def apply(W: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -151,7 +157,8 @@ class PolicyController(nn.Module):
 
     def __init__(self, z_dim: int, hidden: int, inputs: str, net: tuple[int, ...]):
         super().__init__()
-        self.features = Controller(z_dim, hidden, 1, inputs, False).features
+        if inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {', '.join(INPUTS)}, got {inputs!r}")
         self.inputs, self.net = inputs, tuple(net)
         sizes = [z_dim + hidden * (len(inputs) - 1), *net]
         layers: list[nn.Module] = []
@@ -166,8 +173,7 @@ class PolicyController(nn.Module):
 
     @torch.no_grad()
     def __call__(self, z, h, c) -> torch.Tensor:
-        device = self.action_net.weight.device
-        x = self.features(z, h, c).to(device)
+        x = features(self.inputs, z, h, c, self.action_net.weight.device)
         return (self.logits(x).argmax(-1, keepdim=True) - 1).float()
 
 

@@ -30,7 +30,6 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from wmtutor.controller import Controller
@@ -103,8 +102,7 @@ def make_dream_vec_env(dream: DreamEnv, inputs: str = "zch"):
             self._actions = np.asarray(actions).reshape(-1)
 
         def step_wait(self):
-            y = torch.as_tensor(self._actions - 1.0, dtype=torch.float32,
-                                device=self.dream.device)[:, None]  # fmt: skip
+            y = (self._actions - 1.0).astype(np.float32)[:, None]  # C's -1, 0, +1
             obs, reward, terminated, truncated, _ = self.dream.step(self.dream.adapter(y))
             self.steps += self.num_envs
             self.returns += reward
@@ -200,7 +198,6 @@ def train_ppo(
                 "(--restart) to train anew, or use another folder"
             )
     env = make_dream_vec_env(dream, inputs)
-    torch.manual_seed(seed)
     model = PPO(
         "MlpPolicy", env, learning_rate=config.lr, n_steps=config.n_steps,
         batch_size=config.batch_size, n_epochs=config.epochs, gamma=config.gamma,
