@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -804,6 +805,22 @@ def get_real_score(game: str, preset: Preset | str | None = None, *, seed: int |
     return {**result, "max_steps": steps}
 
 
+def real_agent_gif(game: str, preset: Preset | str | None, path: str | os.PathLike, *,
+                   seed: int | None = None, device: str | torch.device | None = None,
+                   progress: bool = True) -> Path:  # fmt: skip
+    """A GIF of one episode (up to 600 steps) of the C trained in the real game (trained
+    first if missing), its return written on it. A picture, not a test: an episode of the
+    validation seeds, on which the real-game recipe chooses nothing."""
+    run = make_run(game, preset, seed)
+    params, _, spec = get_controller(game, preset, seed=run.seed, device=device,
+                                     progress=progress)  # fmt: skip
+    steps = min(600, run.sizes.controller.test_steps or REAL_GAME_RECIPE[game])
+    episode = record_episode(spec, params, rollout_seed(VALIDATION_SEED, 0, 0), steps)
+    cut = " so far (the clip ends)" if len(episode["frames"]) >= steps else ""
+    frames = label_frames(episode["frames"][::2], f"return {episode['return']:.0f}{cut}", 3)
+    return save_gif(frames, path, fps=17 if game == "carracing" else 15)
+
+
 def run_real_pipeline(
     game: str = "pong",
     preset: Preset | str | None = None,
@@ -835,14 +852,8 @@ def run_real_pipeline(
 
     def gif() -> None:
         params, _, spec = get_controller(game, preset, **common)
-        steps = min(600, run.sizes.controller.test_steps or REAL_GAME_RECIPE[game])
-        # a picture, not a test: an episode of the validation seeds (this recipe chooses
-        # nothing on them)
-        episode = record_episode(spec, params, rollout_seed(VALIDATION_SEED, 0, 0), steps)
         out = run.controller(spec["inputs"]) / "agent.gif"
-        cut = "+ (clip ends)" if len(episode["frames"]) >= steps else ""
-        frames = label_frames(episode["frames"][::2], f"return {episode['return']:.0f}{cut}", 3)
-        record["gif"] = str(save_gif(frames, out, fps=17 if game == "carracing" else 15))
+        record["gif"] = str(real_agent_gif(game, preset, out, **common))
 
     actions = {
         "gather": lambda: get_rollouts(game, preset, seed=run.seed, progress=progress),
