@@ -12,7 +12,7 @@ from wmtutor.cli import build_parser
 from wmtutor.cli import main as cli_main
 
 SKIP = {"--help", "--quiet", "--debug", "--all", "--restart", "--in-dream", "--scheduler",
-        "--no-window", "--force", "--tau-sweep"}  # fmt: skip
+        "--no-window", "--force", "--tau-sweep", "--full"}  # fmt: skip
 BY_NAME = {"--preset": ["huge"], "--device": ["gpu0", "cuda:99"], "--env": ["quake"]}
 PATHS = {"--out": "FILE/sub", "--rollouts-dir": "/nonexistent/r", "--latents-dir": "FILE",
          "--vae": "/nonexistent/vae.pt", "--controller": "/nonexistent/c",

@@ -56,3 +56,21 @@ def test_joint_compares_separate_and_joint_training(tmp_path):
         recon, nll = float(row[1]), float(row[2])
         accuracy, chance = (float(v.strip("%()")) for v in row[3].split())
         assert recon > 0 and np.isfinite(nll) and 0 <= accuracy <= 100 and 0 < chance <= 100
+
+
+def test_pong_ram_trains_c_on_the_positions_and_the_tracker_follows_the_ball():
+    out = _run("pong_ram.py", "--generations", "2", "--popsize", "4", "--trials", "1",
+               "--steps", "40", "--test-games", "1", "--test-steps", "400",
+               "--workers", "1")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    gens = [line for line in out.stdout.splitlines() if line.startswith("generation ")]
+    assert len(gens) == 2
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in out.stdout.splitlines()
+            if line.startswith("| ") and not line.startswith("| 1 whole")}  # fmt: skip
+    rows = {k: v for k, v in rows.items() if not k.startswith("-")}
+    points = {k.split()[0]: float(v[1].split(" ± ")[0]) for k, v in rows.items()}
+    assert set(points) == {"C", "tracker", "random"}, rows
+    assert all(-21 <= v <= 21 for v in points.values())
+    # following the ball loses fewer points in 400 steps than white noise (a wrong sign
+    # would chase the paddle away from it)
+    assert points["tracker"] > points["random"], points

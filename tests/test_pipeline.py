@@ -247,3 +247,38 @@ def test_pong_and_carracing_train_c_in_the_real_game_and_test_it(tmp_path, monke
     assert what.startswith("C trained in the real game") and spec["game"] == "pong"
     with pytest.raises(ValueError, match="no tau"):
         pipeline.run_pipeline("carracing", "tiny", tau=1.0)
+    with pytest.raises(ValueError, match="--full: preset 'tiny' has no full section for pong"):
+        cli_main(["train-controller", "--env", "pong", "--preset", "tiny", "--full", "--debug"])
+
+
+def test_carracing_pipeline_trains_its_own_longer_c_and_leaves_notebook_06s(
+    tmp_path, monkeypatch, capsys
+):
+    """CarRacing's pipeline trains the game's `full` section (to the full length) in a
+    folder of its own, tests that C, and notebook 06's C (`controller`) is never touched."""
+    monkeypatch.setenv("WMTUTOR_RUNS", str(tmp_path))
+    folder = tmp_path / "carracing" / "tiny" / "seed0"
+    from wmtutor.presets import get_preset
+
+    sizes = get_preset("tiny").carracing
+    full = sizes.full
+    assert full is not None and full.max_steps != sizes.controller.max_steps
+    cli_main(["pipeline", "--env", "carracing", "--preset", "tiny", "--quiet"])
+    record = json.loads((folder / "pipeline.json").read_text())
+    assert record["result"]["max_steps"] == full.test_steps and record["result"]["episodes"] == 2
+    assert not (folder / "controller_zh").exists()  # notebook 06's C: not trained, not made
+    log = json.loads((folder / "controller_zh_full" / "log.json").read_text())
+    assert len(log) == full.generations and log[-1]["max_steps"] <= full.max_steps
+    assert log[0]["max_steps"] == full.curriculum_start
+    assert (folder / "controller_zh_full" / "agent.gif").stat().st_size > 1000
+    _, _, what = pipeline.trained_agent("carracing", "tiny")
+    assert what.startswith("C trained in the real game, full length") and "_full" in what
+    # `--full` names the same folder and sizes: nothing is left to train, it only resumes
+    capsys.readouterr()
+    cli_main(["train-controller", "--env", "carracing", "--preset", "tiny", "--full", "--quiet"])
+    out = capsys.readouterr().out
+    assert "controller_zh_full" in out and f"max_steps={full.max_steps}" in out
+    assert len(json.loads((folder / "controller_zh_full" / "log.json").read_text())) == len(log)
+    with pytest.raises(ValueError, match="--full is C trained in the real game"):
+        cli_main(["train-controller", "--env", "carracing", "--preset", "tiny", "--full",
+                  "--in-dream", "--debug"])  # fmt: skip

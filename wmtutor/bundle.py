@@ -9,8 +9,9 @@ with paths relative to the run's folder:
 * V and M: ``vae.pt``, ``mdnrnn.pt`` and their training logs;
 * every controller the run has, each folder's ``state.npz``, ``log.json`` and cached
   scores (``results.json``, ``validation.json``): C trained in the real game
-  (``controller_<inputs>/``), C trained in the dream (``dream_*/round<k>/controller/``)
-  and the M of each round of iterative training (``dream_*/round<k>/mdnrnn.pt``); with
+  (``controller_<inputs>/``, and ``controller_<inputs>_full/`` for the pipeline's longer
+  C), C trained in the dream (``dream_*/round<k>/controller/``) and the M of each round
+  of iterative training (``dream_*/round<k>/mdnrnn.pt``); with
   ``tau_sweep=True`` the temperature sweep's runs (``tau_sweep/``) too;
 * ``pipeline.json`` if ``wmtutor pipeline`` ran (the round it shipped, scores, times);
 * ``initial_latents.npz``: ``mu`` and ``logvar`` of the first frame of every encoded
@@ -117,7 +118,7 @@ def _patterns() -> list[re.Pattern]:
     inputs, tau = "[a-z]+", r"tau[0-9][0-9.e+-]*"
     return [re.compile(p) for p in (
         model, e(PIPELINE), e(INITIAL_LATENTS),
-        rf"controller_{inputs}/{c_file}",
+        rf"controller_{inputs}(_full)?/{c_file}",
         rf"dream_{inputs}_{tau}/round[0-9]+/controller/{c_file}",
         rf"dream_{inputs}_{tau}/round[1-9][0-9]*/{round_m}",
         rf"tau_sweep/{inputs}_{tau}/{c_file}",

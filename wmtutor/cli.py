@@ -191,8 +191,8 @@ def settings(args: argparse.Namespace) -> presets.Preset:
     if game is None:
         return preset
     sizes = preset.game(game)
-    changed = {f.name: with_flags(getattr(sizes, f.name), args)
-               for f in dataclasses.fields(sizes)}  # fmt: skip
+    sections = [f.name for f in dataclasses.fields(sizes) if getattr(sizes, f.name) is not None]
+    changed = {name: with_flags(getattr(sizes, name), args) for name in sections}
     return dataclasses.replace(preset, **{game: dataclasses.replace(sizes, **changed)})
 
 
@@ -370,12 +370,17 @@ def _agent(args: argparse.Namespace) -> tuple[layout.Run, dict, object, Path]:
     if args.round and not args.in_dream:
         raise ValueError("--round needs --in-dream: rounds of iterative training train C in "
                          "M's dream")  # fmt: skip
+    if args.full and args.in_dream:
+        raise ValueError("--full is C trained in the real game, not --in-dream")
     run = run_of(args)
     inputs = run.sizes.controller.inputs
     common = dict(seed=run.seed, device=args.device, progress=not args.quiet)
+    if args.full and run.sizes.full is None:
+        raise ValueError(f"--full: preset {run.preset!r} has no full section for {args.env} "
+                         "(its pipeline trains notebook 06's C): leave --full out")  # fmt: skip
     if not args.in_dream:
         spec = pipeline.agent_spec(args.env, run.settings, inputs=inputs, **common)
-        return run, spec, None, run.controller(inputs)
+        return run, spec, None, run.controller(inputs, full=args.full)
     dream = run.sizes.dream
     spec = pipeline.round_spec(args.env, run.settings, dream.tau, args.round, **common)
     return run, spec, dream, run.dream_controller(args.round, dream.tau, inputs)
@@ -386,7 +391,7 @@ def cmd_train_controller(args: argparse.Namespace) -> None:
     from wmtutor.dream import InDream
 
     run, spec, dream, folder = _agent(args)
-    config = run.sizes.controller
+    config = run.sizes.full if args.full else run.sizes.controller
     out = Path(args.out) if args.out else folder
     where = f"in the dream, tau {dream.tau:g}" if dream else "in the real game"
     print(f"C for {args.env} ({spec['inputs']}, {where}) -> {out}\n  {config}", flush=True)
@@ -422,7 +427,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     folder = Path(args.controller) if args.controller else folder
     state = load_controller_state(folder)
     params = state["best_params"] if args.params == "best" else state["mean_params"]
-    max_steps = run.sizes.controller.max_steps
+    max_steps = (run.sizes.full if args.full else run.sizes.controller).max_steps
     client, executor = _executor(args.scheduler)
     try:
         result = score_controller(spec, params, args.episodes, max_steps, dream=dream,
@@ -653,6 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--round", type=_count(0), default=0, help="with --in-dream: the M of "
                        "iterative-training round K, made if missing (default 0: the run's M)"
                        )  # fmt: skip
+        p.add_argument("--full", action="store_true", help="the pipeline's C for the game "
+                       "(the preset's full section: longer, to the full length; folder "
+                       "controller_<inputs>_full)")  # fmt: skip
         section_flags(p, presets.Dream, only=("tau", "done_threshold", "precision"))
         p.add_argument("--workers", type=_count(1), help="local processes (default: per core)")
         p.add_argument("--scheduler", help="a Dask scheduler, tcp://host:8786 (default: local)")

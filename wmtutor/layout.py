@@ -8,6 +8,8 @@ A *run* is one game, one preset and one seed. Its folder holds every stage's art
         latents/                  every rollout encoded by V (M's data)
         mdnrnn.pt  mdnrnn_log.jsonl   M
         controller_<inputs>/      C trained in the real game (state.npz, log.json)
+        controller_<inputs>_full/ ... longer, to the full length: `wmtutor pipeline`'s C
+                                  for CarRacing (the game's `full` section)
         dream_<inputs>_tau<tau>/  C trained in M's dream at temperature tau
             round0/controller/    ... in the dream of the M above
             round<k>/             iterative training, round k >= 1:
@@ -165,9 +167,11 @@ class Run:
         return self.folder / "beyond"
 
     # C
-    def controller(self, inputs: str | None = None) -> Path:
-        """C trained in the real game: ``controller_<inputs>/``."""
-        return self.folder / f"controller_{inputs or self.sizes.controller.inputs}"
+    def controller(self, inputs: str | None = None, full: bool = False) -> Path:
+        """C trained in the real game: ``controller_<inputs>/`` (notebook 06's), or with
+        ``full`` ``controller_<inputs>_full/`` (the pipeline's, the game's ``full`` section)."""
+        name = f"controller_{inputs or self.sizes.controller.inputs}"
+        return self.folder / (f"{name}_full" if full else name)
 
     def dream(self, tau: float | None = None, inputs: str | None = None) -> Path:
         """Everything trained in M's dream at ``tau``: ``dream_<inputs>_tau<tau>/``."""

@@ -240,9 +240,9 @@ def trained_agent(
 ) -> tuple[np.ndarray, dict, str]:
     """The run's trained agent as it is on disk, training nothing: ``(params, spec, what)``.
 
-    The round ``wmtutor pipeline`` shipped if it ran, else C trained in the real game,
-    else round 0's C trained in the dream. Raises ``FileNotFoundError`` naming the command
-    that trains one when there is none."""
+    The round ``wmtutor pipeline`` shipped if it ran, else C trained in the real game (the
+    pipeline's full-length C, then notebook 06's), else round 0's C trained in the dream.
+    Raises ``FileNotFoundError`` naming the command that trains one when there is none."""
     run = make_run(game, preset, seed)
     device = get_device(device)
     dream, inputs = run.sizes.dream, run.sizes.controller.inputs
@@ -256,6 +256,7 @@ def trained_agent(
         what = f"C shipped by the pipeline (round {shipped}, trained in the dream)"
         candidates.append((run.dream_controller(shipped, dream.tau, inputs), shipped, what))
     candidates += [
+        (run.controller(inputs, full=True), None, "C trained in the real game, full length"),
         (run.controller(inputs), None, "C trained in the real game"),
         (run.dream_controller(0, dream.tau, inputs), 0, "C trained in the dream"),
     ]
@@ -277,21 +278,32 @@ def trained_agent(
 
 def get_controller(game: str, preset: Preset | str | None = None, *, seed: int | None = None,
                    inputs: str | None = None, device: str | torch.device | None = None,
-                   workers: int | None = None,
+                   workers: int | None = None, full: bool = False,
                    progress: bool = True) -> tuple[np.ndarray, list[dict], dict]:  # fmt: skip
     """C trained with CMA-ES in the real game (trained or finished if need be):
-    ``(mean parameters, log, spec)``."""
+    ``(mean parameters, log, spec)``. Notebook 06's C (the game's ``controller``
+    section), or with ``full`` the pipeline's (``real_controller_config``)."""
     run = make_run(game, preset, seed)
     spec = agent_spec(game, preset, seed=run.seed, inputs=inputs, device=device,
                       progress=progress)  # fmt: skip
-    config = run.sizes.controller
-    folder = run.controller(spec["inputs"])
+    config, full = real_controller_config(run, full)
+    folder = run.controller(spec["inputs"], full=full)
     done = _bundled_controller(run, folder)
     if done is not None:
         return *done, spec
     judge = RealGame(spec, run.seed, workers=workers, timeout=config.timeout)
     log = train_controller(folder, config, judge, seed=run.seed, progress=progress)
     return load_controller_state(folder)["mean_params"], log, spec
+
+
+def real_controller_config(run: Run, full: bool = True) -> tuple[presets.Controller, bool]:
+    """The sizes of C trained in the real game, and whether they are the ``full`` section:
+    with ``full``, the game's ``full`` section (the pipeline's C: longer, to the full
+    length) where the preset has one; else ``controller`` (notebook 06's)."""
+    sizes = run.sizes
+    if full and sizes.full is not None:
+        return sizes.full, True
+    return sizes.controller, False
 
 
 def _dream_config(run: Run, tau: float | None) -> presets.Dream:
@@ -788,18 +800,20 @@ REAL_STAGES = (*SHARED_STAGES, "controller", "evaluate", "gif")
 
 
 def get_real_score(game: str, preset: Preset | str | None = None, *, seed: int | None = None,
-                   device: str | torch.device | None = None,
+                   device: str | torch.device | None = None, full: bool = True,
                    progress: bool = True) -> dict:  # fmt: skip
-    """The real-game C's test (trained first if missing): the preset's
+    """The real-game C's test (trained first if missing; the pipeline's C, or notebook
+    06's if ``full`` is False: ``real_controller_config``): the preset's
     ``dream.real_episodes`` episodes of the test seeds at the game's full length
-    (``REAL_GAME_RECIPE``; ``controller.test_steps`` if set), random play on the same seeds
+    (``REAL_GAME_RECIPE``; the C's ``test_steps`` if set), random play on the same seeds
     beside it. Cached in the controller's ``results.json``."""
     run = make_run(game, preset, seed)
     params, log, spec = get_controller(game, preset, seed=run.seed, device=device,
-                                       progress=progress)  # fmt: skip
+                                       full=full, progress=progress)  # fmt: skip
+    config, full = real_controller_config(run, full)
     episodes = run.sizes.dream.real_episodes
-    path = run.controller(spec["inputs"]) / RESULTS
-    steps = run.sizes.controller.test_steps or REAL_GAME_RECIPE[game]
+    path = run.controller(spec["inputs"], full=full) / RESULTS
+    steps = config.test_steps or REAL_GAME_RECIPE[game]
     result = _cached(path, params, log, episodes, 0, lambda: score_controller(
         spec, params, episodes, steps, progress=progress))  # fmt: skip
     return {**result, "max_steps": steps}
@@ -807,14 +821,16 @@ def get_real_score(game: str, preset: Preset | str | None = None, *, seed: int |
 
 def real_agent_gif(game: str, preset: Preset | str | None, path: str | os.PathLike, *,
                    seed: int | None = None, device: str | torch.device | None = None,
-                   progress: bool = True) -> Path:  # fmt: skip
+                   full: bool = True, progress: bool = True) -> Path:  # fmt: skip
     """A GIF of one episode (up to 600 steps) of the C trained in the real game (trained
-    first if missing), its return written on it. A picture, not a test: an episode of the
-    validation seeds, on which the real-game recipe chooses nothing."""
+    first if missing; ``full`` as ``get_real_score``), its return written on it. A
+    picture, not a test: an episode of the validation seeds, on which the real-game recipe
+    chooses nothing."""
     run = make_run(game, preset, seed)
-    params, _, spec = get_controller(game, preset, seed=run.seed, device=device,
+    params, _, spec = get_controller(game, preset, seed=run.seed, device=device, full=full,
                                      progress=progress)  # fmt: skip
-    steps = min(600, run.sizes.controller.test_steps or REAL_GAME_RECIPE[game])
+    config, _ = real_controller_config(run, full)
+    steps = min(600, config.test_steps or REAL_GAME_RECIPE[game])
     episode = record_episode(spec, params, rollout_seed(VALIDATION_SEED, 0, 0), steps)
     cut = " so far (the clip ends)" if len(episode["frames"]) >= steps else ""
     frames = label_frames(episode["frames"][::2], f"return {episode['return']:.0f}{cut}", 3)
@@ -831,7 +847,8 @@ def run_real_pipeline(
     log: Callable[[str], None] = print,
 ) -> dict:
     """CarRacing's and Pong's recipe: gather -> vae -> encode -> mdnrnn -> controller
-    (CMA-ES in the real game, the preset's ``controller`` section) -> evaluate (the final
+    (CMA-ES in the real game: the game's ``full`` section where the preset has one, in
+    ``controller_<inputs>_full/``, else its ``controller`` section) -> evaluate (the final
     C over full-length test episodes, random play beside it: ``get_real_score``) -> gif
     (one test-length episode of the agent, the real frame beside what V sees). Each stage
     resumes. The record (``pipeline.json``) has ``recipe: "real"``, ``stages``,
@@ -851,8 +868,8 @@ def run_real_pipeline(
     results: list[dict] = []
 
     def gif() -> None:
-        params, _, spec = get_controller(game, preset, **common)
-        out = run.controller(spec["inputs"]) / "agent.gif"
+        params, _, spec = get_controller(game, preset, full=True, **common)
+        out = run.controller(spec["inputs"], full=real_controller_config(run)[1]) / "agent.gif"
         record["gif"] = str(real_agent_gif(game, preset, out, **common))
 
     actions = {
@@ -860,7 +877,7 @@ def run_real_pipeline(
         "vae": lambda: get_vae(game, preset, **common),
         "encode": lambda: get_latents(game, preset, **common),
         "mdnrnn": lambda: get_mdnrnn(game, preset, **common),
-        "controller": lambda: get_controller(game, preset, **common),
+        "controller": lambda: get_controller(game, preset, full=True, **common),
         "evaluate": lambda: results.append(get_real_score(game, preset, **common)),
         "gif": gif,
     }

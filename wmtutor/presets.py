@@ -335,6 +335,10 @@ class Game:
     joint: Joint = Joint()
     ppo: PPO = PPO()
     beyond: Beyond = Beyond()
+    # `wmtutor pipeline`'s C where it differs from notebook 06's: trained longer and to the
+    # game's full length, in controller_<inputs>_full/ (None: the pipeline trains the
+    # `controller` section's C, notebook 06's).
+    full: Controller | None = None
 
 
 @dataclass(frozen=True)
@@ -361,7 +365,7 @@ class Preset:
         lines = [f"preset: {self.name}  (set {ENV_VAR}=tiny|laptop|paper to change)"]
 
         def section(label: str, value: object, indent: str) -> None:
-            fields = dataclasses.fields(value)
+            fields = [f for f in dataclasses.fields(value) if getattr(value, f.name) is not None]
             if all(dataclasses.is_dataclass(getattr(value, f.name)) for f in fields):
                 lines.append(f"{indent}{label}:")
                 for f in fields:
@@ -403,6 +407,16 @@ PRESETS: dict[str, Preset] = {
                 test_steps=40,
             ),
             dream=Dream(real_episodes=2),
+            full=Controller(
+                popsize=4,
+                trials=1,
+                generations=2,
+                max_steps=30,
+                eval_every=2,
+                eval_episodes=1,
+                curriculum_start=15,
+                test_steps=40,
+            ),
         ),
         doom=Game(
             data=Data(n_rollouts=3, max_steps=60, policy="held", min_length=10),
@@ -465,6 +479,17 @@ PRESETS: dict[str, Preset] = {
                 generations=20,
                 max_steps=300,
                 eval_every=5,
+                eval_episodes=8,
+                curriculum_start=100,
+            ),
+            # The pipeline's C (`wmtutor pipeline --env carracing`): the same CMA-ES, to the
+            # full 1000 steps of the test (a curriculum from 100), for longer.
+            full=Controller(
+                popsize=12,
+                trials=2,
+                generations=100,
+                max_steps=1000,
+                eval_every=10,
                 eval_episodes=8,
                 curriculum_start=100,
             ),
