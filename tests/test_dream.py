@@ -11,16 +11,6 @@ from wmtutor.dream import DreamEnv, dream_generation, dream_one_by_one
 from wmtutor.mdnrnn import MDNRNN
 
 
-@pytest.fixture(scope="module")
-def mdnrnn():
-    torch.manual_seed(0)
-    model = MDNRNN(z_dim=6, action_dim=3, hidden=12).eval()
-    with torch.no_grad():  # a done head that fires now and then
-        model.done_head.weight.mul_(20.0)
-        model.done_head.bias.fill_(-1.0)
-    return model
-
-
 def test_dream_env_follows_the_vector_env_api(mdnrnn):
     z0 = np.random.default_rng(0).normal(size=(10, 6)).astype(np.float32)
     env = DreamEnv(mdnrnn, "doom", z0, num_envs=5, tau=1.0, max_steps=15)

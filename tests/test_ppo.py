@@ -17,16 +17,6 @@ from wmtutor.presets import PPO
 CONFIG = PPO(n_envs=4, n_steps=8, batch_size=16, epochs=2, net=(8,))
 
 
-@pytest.fixture(scope="module")
-def mdnrnn():
-    torch.manual_seed(0)
-    model = MDNRNN(z_dim=6, action_dim=3, hidden=12).eval()
-    with torch.no_grad():  # a done head that fires now and then
-        model.done_head.weight.mul_(20.0)
-        model.done_head.bias.fill_(-1.0)
-    return model
-
-
 def dream(mdnrnn, n_envs=4, max_steps=5, **kw):
     z0 = np.random.default_rng(0).normal(size=(10, 6)).astype(np.float32)
     return DreamEnv(mdnrnn, "doom", z0, num_envs=n_envs, tau=1.0, max_steps=max_steps, **kw)
