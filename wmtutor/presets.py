@@ -483,11 +483,12 @@ PRESETS: dict[str, Preset] = {
                 curriculum_start=100,
             ),
             # The pipeline's C (`wmtutor pipeline --env carracing`): the same CMA-ES, to the
-            # full 1000 steps of the test (a curriculum from 100), for longer.
+            # full 1000 steps of the test (a curriculum from 100), for longer: about 4 h
+            # on 2 cores (README, "CarRacing at full length").
             full=Controller(
                 popsize=12,
                 trials=2,
-                generations=100,
+                generations=250,
                 max_steps=1000,
                 eval_every=10,
                 eval_episodes=8,
