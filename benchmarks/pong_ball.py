@@ -100,7 +100,7 @@ def main() -> None:
     else:
         vae, _ = get_vae("pong", preset, seed=args.seed, device=args.device)
     frames, balls, paddles = play(args.episodes, args.steps, preset.pong.data.frame_skip)
-    mu, _ = encode_frames(vae, frames)
+    mu, logvar = encode_frames(vae, frames)
     with torch.no_grad():
         recon = np.concatenate(
             [decode_latent(vae, mu[i : i + 512]) for i in range(0, len(mu), 512)]
@@ -117,6 +117,10 @@ def main() -> None:
         row, column = probe_r2(mu, centres)
         print(f"| {name} | {len(seen)} | {np.median(seen):.0f} | {np.median(rebuilt):.0f} | "
               f"{kept.mean():.1%} | {row:.2f} | {column:.2f} |")  # fmt: skip
+    # What C sees move: a weight of 0.1 on a z that moves by 0.001 moves y by nothing.
+    spread, sigma = float(np.std(mu, axis=0).mean()), float(np.exp(0.5 * logvar).mean())
+    print(f"\nHow much z moves over these frames: std of mu {spread:.4f} per dimension "
+          f"(mean over dimensions; the prior's is 1), V's own sigma {sigma:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

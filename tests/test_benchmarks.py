@@ -4,6 +4,7 @@ print their tables, and fail when what they check is false."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,8 @@ def test_pong_ball_measures_the_ball_and_the_paddle(tmp_path):
     r2_row = [float(r[5]) for r in rows.values()]  # the probe's held-out R² (nan: no spread)
     assert all(v <= 1.0 for v in r2_row if v == v), r2_row
     assert rows["agent's paddle"][6].strip(" |") == "nan"  # its column never moves
+    moves = re.search(r"std of mu ([\d.]+) per dimension .* sigma ([\d.]+)", out.stdout)
+    assert moves and float(moves[1]) > 0 and 0 < float(moves[2]) < 10, out.stdout
 
 
 def test_joint_compares_separate_and_joint_training(tmp_path):

@@ -43,7 +43,7 @@ def spec(tmp_path_factory):
             "inputs": "zh", "frame_skip": 1}  # fmt: skip
 
 
-def fake_evaluate(spec, params, seeds, max_steps):
+def fake_evaluate(spec, params, seeds, max_steps, length_bonus=0.0):
     """A quick stand-in for the game: the return peaks at params = 0.3, plus seeded noise."""
     marker = spec.get("marker")
     if marker and not os.path.exists(marker):
@@ -101,6 +101,34 @@ def test_batched_episodes_match_one_at_a_time(spec):
     np.testing.assert_array_equal(together["lengths"], [a["lengths"][0] for a in alone])
     recorded = run_episodes(agent, envs[:1], [5], max_steps=40, record=True)
     assert recorded["frames"].shape == (recorded["lengths"][0], 64, 64, 3)
+
+
+def bonus_evaluate(spec, params, seeds, max_steps, length_bonus=0.0):
+    """A stand-in that returns the length bonus it was given, per episode."""
+    return [length_bonus] * len(seeds)
+
+
+def test_the_length_bonus_breaks_ties_in_training_only(spec):
+    from wmtutor.controller import evaluate_candidate, make_agent
+
+    params = np.random.default_rng(2).normal(0, 1, RealGame(spec, workers=1).n_params)
+    seeds, cap = [3, 4], 30
+    plain = np.array(evaluate_candidate(spec, params, seeds, cap))
+    bonus = np.array(evaluate_candidate(spec, params, seeds, cap, length_bonus=2.0))
+    agent, envs = make_agent(spec, len(seeds))
+    agent.controller.set_params(params)
+    lengths = run_episodes(agent, envs, seeds, cap)["lengths"]
+    assert np.all(lengths > 0)
+    np.testing.assert_allclose(bonus - plain, 2.0 * lengths / (cap + 1))
+    assert np.all(bonus - plain < 2.0)  # a tie-break: less than the bonus itself
+    game = RealGame(spec, workers=1, evaluate=bonus_evaluate, timeout=60, length_bonus=0.5)
+    try:  # the candidates get the bonus, the mean's evaluation (the log's score) does not
+        assert np.all(game.population(np.zeros((2, game.n_params)), 0, 2, cap) == 0.5)
+        assert np.all(game.mean(np.zeros(game.n_params), 1, 2, cap) == 0.0)
+    finally:
+        game.close()
+    with pytest.raises(ValueError, match="length_bonus -1"):
+        RealGame(spec, workers=1, length_bonus=-1)
 
 
 def judge(spec, workers=1, **kwargs):
@@ -193,3 +221,46 @@ def test_an_agent_for_another_spec_closes_the_games_of_the_last_one(spec):
     make_agent(dict(spec, inputs="z"), 1)
     assert not any(game.is_running() for game in engines)
     close_games()
+
+
+def test_standardized_inputs_are_in_units_of_their_spread_on_the_data(spec, tmp_path):
+    import json
+
+    from wmtutor.controller import input_stats, make_agent
+    from wmtutor.dream import InDream
+    from wmtutor.mdnrnn import load_mdnrnn
+    from wmtutor.presets import Dream
+
+    latents, rng, files = tmp_path / "latents", np.random.default_rng(0), []
+    latents.mkdir()
+    for i in range(3):  # z that barely moves about an offset, as Pong's does
+        name = f"rollout_{i:05d}.npz"
+        np.savez(latents / name, mu=(0.5 + 1e-3 * rng.normal(size=(20, 8))).astype(np.float32),
+                 logvar=np.zeros((20, 8), np.float32), actions=rng.integers(0, 3, 20))  # fmt: skip
+        files.append({"index": i, "file": name, "length": 20})
+    (latents / "manifest.json").write_text(json.dumps({"config": {"z_dim": 8}, "files": files}))
+    mdnrnn, env = load_mdnrnn(spec["mdnrnn"], device="cpu"), make_env("doom")
+    try:
+        mean, std = input_stats(latents, mdnrnn, env.adapter, "zh")
+    finally:
+        env.close()
+    assert mean.shape == std.shape == (8 + 16,)
+    np.testing.assert_allclose(mean[:8], 0.5, atol=1e-3)
+    assert np.all(std[:8] < 3e-3) and np.all(std[8:] > 0)
+    c = Controller(8, 16, 1, "zh")
+    c.set_input_stats(mean, std)
+    z, h = torch.as_tensor(mean[None, :8] + std[:8]), torch.as_tensor(mean[None, 8:])
+    x = c.features(z, h, None)
+    expected = torch.cat([torch.ones(1, 8), torch.zeros(1, 16)], 1)  # one spread above
+    torch.testing.assert_close(x, expected, atol=1e-2, rtol=0)
+    with pytest.raises(ValueError, match=r"expected \(24,\)"):
+        c.set_input_stats(mean[:8], std[:8])
+    with pytest.raises(ValueError, match="no encoded rollouts"):
+        input_stats(tmp_path / "empty", mdnrnn, None, "zh")
+
+    standardized = {**spec, "latents": str(latents), "standardize": True}
+    agent, _ = make_agent(standardized, 1)
+    np.testing.assert_allclose(agent.controller.shift.numpy(), mean)
+    assert make_agent(spec, 1)[0].controller.shift is None  # the default reads x raw
+    with pytest.raises(ValueError, match="real game only"):
+        InDream.from_spec(standardized, Dream())

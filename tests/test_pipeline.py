@@ -245,6 +245,7 @@ def test_pong_and_carracing_train_c_in_the_real_game_and_test_it(tmp_path, monke
     assert json.loads((folder / "pipeline.json").read_text())["result"]["real"] == result["real"]
     params, spec, what = pipeline.trained_agent("pong", "tiny")  # what `wmtutor play` shows
     assert what.startswith("C trained in the real game") and spec["game"] == "pong"
+    assert spec["standardize"]  # Pong's C reads its inputs standardized (the preset's)
     with pytest.raises(ValueError, match="no tau"):
         pipeline.run_pipeline("carracing", "tiny", tau=1.0)
     with pytest.raises(ValueError, match="--full: preset 'tiny' has no full section for pong"):

@@ -401,7 +401,7 @@ def cmd_train_controller(args: argparse.Namespace) -> None:
             judge = InDream.from_spec(spec, dream, run.seed)
         else:
             judge = RealGame(spec, run.seed, executor=executor, workers=args.workers,
-                             timeout=config.timeout)  # fmt: skip
+                             timeout=config.timeout, length_bonus=config.length_bonus)  # fmt: skip
         log = train_controller(out, config, judge, seed=run.seed, restart=args.restart,
                                progress=not args.quiet)  # fmt: skip
     finally:

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from wmtutor.cmaes import make_es
 from wmtutor.envs import GAMES, make_env
-from wmtutor.files import digest, save_arrays, write_manifest
+from wmtutor.files import digest, read_manifest, save_arrays, write_manifest
 from wmtutor.layout import CONTROLLER_LOG, CONTROLLER_STATE, MANIFEST
 from wmtutor.mdnrnn import load_mdnrnn
 from wmtutor.presets import Controller as ControllerConfig
@@ -98,6 +98,8 @@ class Controller:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.W = torch.zeros(size, self.in_features, device=self.device)
         self.b = torch.zeros(size, device=self.device)
+        self.shift: torch.Tensor | None = None  # input standardization (set_input_stats)
+        self.scale: torch.Tensor | None = None
 
     @property
     def n_params(self) -> int:
@@ -130,8 +132,24 @@ class Controller:
         return W, b
 
     def features(self, z, h, c) -> torch.Tensor:
-        """The input x for a batch: ``(N, in_features)`` (``c`` is only read for ``zch``)."""
-        return features(self.inputs, z, h, c, self.device)
+        """The input x for a batch: ``(N, in_features)`` (``c`` is only read for ``zch``),
+        standardized if ``set_input_stats`` was called."""
+        x = features(self.inputs, z, h, c, self.device)
+        if self.shift is not None:
+            x = (x - self.shift) / self.scale
+        return x
+
+    def set_input_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Read ``(x - mean) / std`` from now on (``input_stats``): each input in units of
+        its own spread over the data, so that inputs that barely move (Pong's z) still
+        move C. ``(in_features,)`` each."""
+        if mean.shape != (self.in_features,) or std.shape != (self.in_features,):
+            raise ValueError(
+                f"input stats of shape {mean.shape} and {std.shape}: expected "
+                f"({self.in_features},) each for this controller's inputs {self.inputs!r}"
+            )
+        self.shift = torch.as_tensor(mean, dtype=torch.float32, device=self.device)
+        self.scale = torch.as_tensor(std, dtype=torch.float32, device=self.device) + 1e-6
 
     @staticmethod
     def apply(W: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -278,9 +296,38 @@ def run_episodes(
     return out
 
 
+def input_stats(
+    latents: str | os.PathLike, mdnrnn, adapter, inputs: str, n_rollouts: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and standard deviation ``(in_features,)`` of C's inputs over the first
+    ``n_rollouts`` encoded rollouts in ``latents``: z is their ``mu``, h and c M's state
+    before each step, fed the recorded actions (what C reads when it plays)."""
+    folder = Path(latents)
+    files = read_manifest(folder)["files"][:n_rollouts] if folder.is_dir() else []
+    if not files:
+        raise ValueError(
+            f"{folder}: no encoded rollouts to standardize C's inputs with (a folder of "
+            "`wmtutor encode`'s files is needed)"
+        )
+    device = next(mdnrnn.parameters()).device
+    xs = []
+    for entry in files:
+        with np.load(folder / entry["file"], allow_pickle=False) as data:
+            z = torch.as_tensor(data["mu"], dtype=torch.float32, device=device)
+            a = adapter.features(torch.as_tensor(data["actions"], device=device)).float()
+        state, hs, cs = mdnrnn.initial_state((1,), device), [], []
+        for t in range(len(z)):
+            hs.append(state[0][0, 0])
+            cs.append(state[1][0, 0])
+            _, state = mdnrnn.step(z[t], a[t], state)
+        xs.append(features(inputs, z, torch.stack(hs), torch.stack(cs), device))
+    x = torch.cat(xs)
+    return x.mean(0).cpu().numpy(), x.std(0).cpu().numpy()
+
+
 # What a process needs to build the agent: plain data, so it pickles cheaply to any worker.
 # {"game", "vae", "mdnrnn" (checkpoint paths), "inputs", "bias", "frame_skip", "latents",
-#  "device"}; ``wmtutor.pipeline.agent_spec`` makes one.
+#  "device", "standardize"}; ``wmtutor.pipeline.agent_spec`` makes one.
 _WORKER: dict = {}
 
 
@@ -308,6 +355,10 @@ def make_agent(spec: dict, n_envs: int) -> tuple[Agent, list]:
         else:
             controller = Controller(vae.z_dim, mdnrnn.hidden, env.adapter.size, spec["inputs"],
                                     spec.get("bias", True), device)  # fmt: skip
+            if spec.get("standardize"):
+                controller.set_input_stats(
+                    *input_stats(spec["latents"], mdnrnn, env.adapter, spec["inputs"])
+                )
         _WORKER.clear()
         _WORKER.update(key=key, agent=Agent(vae, mdnrnn, controller, env.adapter), envs=[env])
     envs = _WORKER["envs"]
@@ -317,12 +368,17 @@ def make_agent(spec: dict, n_envs: int) -> tuple[Agent, list]:
 
 
 def evaluate_candidate(spec: dict, params: np.ndarray | None, seeds: list[int],
-                       max_steps: int):  # fmt: skip
+                       max_steps: int, length_bonus: float = 0.0):  # fmt: skip
     """Returns of one parameter vector over ``seeds`` episodes (runs in a worker); ``params``
-    None for a spec whose ``policy`` is a trained PPO actor."""
+    None for a spec whose ``policy`` is a trained PPO actor.
+
+    ``length_bonus`` adds ``length_bonus * steps / (max_steps + 1)`` to each return, the
+    share of the cap the episode lasted: a tie-break (less than ``length_bonus``) for a
+    game where every early candidate scores the same (Pong: all 21 points lost)."""
     agent, envs = make_agent(spec, len(seeds))
     _set_params(agent, spec, params)
-    return run_episodes(agent, envs, seeds, max_steps)["returns"].tolist()
+    played = run_episodes(agent, envs, seeds, max_steps)
+    return (played["returns"] + length_bonus * played["lengths"] / (max_steps + 1)).tolist()
 
 
 def check_params(spec: dict, params: np.ndarray | None) -> None:
@@ -537,6 +593,8 @@ class RealGame:
         timeout: seconds before a candidate's evaluation counts as hung.
         evaluate: the function a worker runs (tests pass a stand-in for the game).
         n_tasks: how many tasks the evaluation of the mean is split into.
+        length_bonus: the candidates' tie-break for how long they lasted
+            (``evaluate_candidate``); the mean's evaluation is the plain return.
     """
 
     where = "real"
@@ -544,10 +602,14 @@ class RealGame:
 
     def __init__(self, spec: dict, seed: int = 0, *, executor: cf.Executor | None = None,
                  workers: int | None = None, timeout: float = 600.0,
-                 evaluate: Callable = evaluate_candidate, n_tasks: int | None = None):  # fmt: skip
+                 evaluate: Callable = evaluate_candidate, n_tasks: int | None = None,
+                 length_bonus: float = 0.0):  # fmt: skip
         if not timeout > 0:
             raise ValueError(f"timeout {timeout!r}: expected a number of seconds > 0")
+        if not length_bonus >= 0:
+            raise ValueError(f"length_bonus {length_bonus!r}: expected a number >= 0")
         self.spec, self.seed, self.timeout, self.evaluate = spec, seed, timeout, evaluate
+        self.length_bonus = float(length_bonus)
         self.n_params = controller_for(spec, device=torch.device("cpu")).n_params
         self.made_from = {"vae": digest(spec["vae"]), "mdnrnn": digest(spec["mdnrnn"])}
         self.pool = make_pool(executor, workers)
@@ -555,9 +617,10 @@ class RealGame:
 
     def population(self, solutions: np.ndarray, generation: int, trials: int,
                    max_steps: int) -> np.ndarray:  # fmt: skip
-        """Returns ``(P, trials)``: every candidate plays the same ``trials`` seeds."""
+        """Returns ``(P, trials)`` (with the length bonus): every candidate plays the same
+        ``trials`` seeds."""
         seeds = [rollout_seed(self.seed, generation, j) for j in range(trials)]
-        tasks = [(self.spec, x, seeds, max_steps) for x in solutions]
+        tasks = [(self.spec, x, seeds, max_steps, self.length_bonus) for x in solutions]
         return np.array(run_tasks(self.pool, self.evaluate, tasks, self.timeout))
 
     def mean(self, params: np.ndarray, generation: int, episodes: int,
@@ -628,7 +691,8 @@ def train_controller(
     dreams inside M, a whole generation as one batch). It is closed at the end.
 
     Each candidate plays ``config.trials`` episodes (the same seeds, or dream starts, for
-    every candidate of a generation); its fitness is the mean return minus
+    every candidate of a generation); its fitness is the mean return (in the real game
+    with ``config.length_bonus``'s tie-break, given to the judge) minus
     ``config.l2 * |x|^2``. Every ``eval_every`` generations the mean of the search
     distribution plays ``eval_episodes`` episodes (where the candidates play).
 

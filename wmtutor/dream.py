@@ -395,6 +395,11 @@ class InDream:
     def from_spec(cls, spec: dict, config: DreamConfig, seed: int = 0, mdnrnn=None,
                   device: torch.device | None = None) -> InDream:  # fmt: skip
         """The judge for an agent spec's M (loaded onto ``device`` unless given) and latents."""
+        if spec.get("standardize"):
+            raise ValueError(
+                f"{spec['game']}: C's standardized inputs (the controller section's "
+                "standardize) are for the real game only; the dream reads them raw"
+            )
         mdnrnn = mdnrnn or load_mdnrnn(spec["mdnrnn"], device=device or spec.get("device"))
         judge = cls(mdnrnn, spec["game"], initial_latents(spec["latents"]), config,
                     spec["inputs"], spec.get("bias", True), seed=seed)  # fmt: skip

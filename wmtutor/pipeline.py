@@ -206,7 +206,8 @@ def _spec(run: Run, inputs: str, device: torch.device, mdnrnn: Path | None = Non
     starts = run.initial_latents if bundled(run, run.initial_latents) else run.latents
     return {"game": run.game, "vae": str(run.vae), "mdnrnn": str(mdnrnn or run.mdnrnn),
             "latents": str(starts), "inputs": inputs, "bias": sizes.controller.bias,
-            "frame_skip": sizes.data.frame_skip, "device": str(device)}  # fmt: skip
+            "frame_skip": sizes.data.frame_skip, "device": str(device),
+            **({"standardize": True} if sizes.controller.standardize else {})}  # fmt: skip
 
 
 def get_initial_latents(game: str, preset: Preset | str | None = None, *,
@@ -291,7 +292,9 @@ def get_controller(game: str, preset: Preset | str | None = None, *, seed: int |
     done = _bundled_controller(run, folder)
     if done is not None:
         return *done, spec
-    judge = RealGame(spec, run.seed, workers=workers, timeout=config.timeout)
+    judge = RealGame(
+        spec, run.seed, workers=workers, timeout=config.timeout, length_bonus=config.length_bonus
+    )
     log = train_controller(folder, config, judge, seed=run.seed, progress=progress)
     return load_controller_state(folder)["mean_params"], log, spec
 
