@@ -31,6 +31,21 @@ def test_carracing_render_compares_frames_and_times_both():
     assert all(float(r.split(" | ")[-1].rstrip("x |")) > 0 for r in rows[-2:])
 
 
+def test_carracing_shrink_measures_the_difference_and_the_speed(tmp_path):
+    out = _run("carracing_shrink.py", "--preset", "tiny", "--shrink", "2", "--tracks", "2",
+               "--steps", "30", "--drivers", "random", "--speed-tracks", "1",
+               env={"WMTUTOR_RUNS": str(tmp_path)})  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith("| ")]
+    compared = [r for r in rows if r[0] == "| 2 (500x400)"]
+    assert len(compared) == 1 and compared[0][2] == "60"  # 2 tracks x 30 frames
+    mean_diff, shift = float(compared[0][3]), float(compared[0][6])
+    assert 0 < mean_diff < 5 and shift >= 0  # close, and not the same bytes (tiny V: ~0)
+    assert 0 <= float(compared[0][-1].strip(" |%")) <= 100  # the probe's accuracy
+    speeds = [r for r in rows if len(r) == 3 and r[2].endswith("x |")]  # 3 renderers timed
+    assert len(speeds) == 3 and all(float(r[1]) > 0 for r in speeds), rows
+
+
 def test_pong_ball_measures_the_ball_and_the_paddle(tmp_path):
     out = _run("pong_ball.py", "--preset", "tiny", "--episodes", "1", "--steps", "40",
                env={"WMTUTOR_RUNS": str(tmp_path)})  # fmt: skip

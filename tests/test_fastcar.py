@@ -98,3 +98,34 @@ def test_a_new_track_after_reset_is_drawn_not_the_old_one():
     envs = _pair()
     for seed in (11, 12, 11):  # the same env objects, track after track
         assert _differing_frames(envs, seed=seed, steps=55, drive=True) == 0
+
+
+def test_a_shrunk_canvas_is_close_to_the_original_but_not_the_same_bytes():
+    # shrink=2 draws the observation at 500x400: a different picture of the same game.
+    kw = dict(render_mode="rgb_array")
+    envs = [gym.make("CarRacing-v3", **kw), gym.make(fastcar.register(), shrink=2, **kw)]
+    obs = [e.reset(seed=7)[0] for e in envs]
+    diffs, pictures_equal = [], True
+    for t in range(80):  # the zoom-out, then the close view; gas with a weave
+        results = [e.step(np.array([math.sin(t / 15), 0.6, 0.0])) for e in envs]
+        assert results[0][1:4] == results[1][1:4], f"step {t}: rewards or ends differ"
+        obs = [r[0] for r in results]
+        assert obs[1].shape == obs[0].shape == (96, 96, 3)
+        diffs.append(np.abs(obs[0].astype(int) - obs[1]).mean())
+        if t % 20 == 0:  # render()'s 600x400 picture is still drawn at full size
+            pictures_equal &= np.array_equal(envs[0].render(), envs[1].render())
+    assert pictures_equal
+    assert 0 < np.mean(diffs) < 2.0, np.mean(diffs)  # of 255; the same bytes would be 0
+    for env in envs:
+        env.close()
+
+
+def test_bad_shrink_values_are_refused_by_name():
+    for bad in (0, 9, 2.0, True):
+        with pytest.raises(ValueError, match=f"shrink={bad!r}"):
+            make_env("carracing", shrink=bad)
+    with pytest.raises(ValueError, match="needs wmtutor's renderer"):
+        make_env("carracing", renderer="gymnasium", shrink=2)
+    env = make_env("carracing", shrink=4)
+    assert env.unwrapped.shrink == 4 and env.reset(seed=1)[0].shape == (64, 64, 3)
+    env.close()

@@ -376,7 +376,10 @@ def make_env(
         **options: passed to ``gymnasium.make`` (e.g. ``domain_randomize=True`` for
             CarRacing, ``repeat_action_probability=0.0`` for Pong). CarRacing also takes
             ``renderer``: ``"wmtutor"`` (default; ``wmtutor.fastcar``, the same frames
-            byte for byte, drawn faster) or ``"gymnasium"`` (the original).
+            byte for byte, drawn faster) or ``"gymnasium"`` (the original); and, with
+            ``"wmtutor"``, ``shrink``: 2 or more draws the observations on a canvas that
+            many times smaller on each side (faster again, *not* the same bytes:
+            ``benchmarks/carracing_shrink.py`` measures the difference).
 
     Raises:
         ValueError: an unknown game, a bad frame_skip or max_steps, or a render mode
@@ -395,6 +398,8 @@ def make_env(
             f"render_mode={render_mode!r}: wmtutor renders headless, only 'rgb_array' is "
             "supported (no window, no display, no xvfb)"
         )
+    if name != "carracing" and ("shrink" in options or "renderer" in options):
+        raise ValueError(f"renderer and shrink are CarRacing's options, not {name}'s")
     spec = GAMES[name]
     _import_game_package(name)
     gym_id = spec.gym_id
@@ -406,6 +411,15 @@ def make_env(
             from wmtutor.fastcar import register
 
             gym_id = register()
+        shrink = options.pop("shrink", 1)
+        if not (type(shrink) is int and shrink == 1):  # FastCarRacing checks the value
+            fast = renderer == "wmtutor" and "FastCarRacing" in str(gym.spec(gym_id).entry_point)
+            if not fast:
+                raise ValueError(
+                    f"shrink={shrink!r} needs wmtutor's renderer (renderer='wmtutor', on a "
+                    f"Gymnasium whose drawing code it was checked against), not {renderer!r}"
+                )
+            options["shrink"] = shrink
     max_steps = spec.default_max_steps if max_steps is None else int(max_steps)
     kwargs = dict(options, render_mode="rgb_array")
     if spec.native_frame_skip:

@@ -102,13 +102,23 @@ class FastCarRacing(CarRacing):
     """``CarRacing`` whose frames are drawn without the per-vertex Python loop (see the
     module docstring). Same constructor, same observations, same everything."""
 
-    _font: pygame.font.Font | None = None
+    _fonts: dict[int, pygame.font.Font] = {}  # the score's font, by size, loaded once
     _grass_polys = _grass()
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, shrink: int = 1, **kwargs):
+        """Gymnasium's arguments, and ``shrink``: draw the 96x96 observations on a canvas
+        ``shrink`` times smaller on each side than the 1000x800 window (the same scene,
+        zoom and dashboard, scaled). 1 (default): the same bytes as Gymnasium. 4: a
+        250x200 canvas, several times faster, *not* the same bytes (``benchmarks/
+        carracing_render.py --shrink 4`` measures how far, in pixels and in V's z). The
+        ``render()`` picture is always drawn at full size."""
+        if not isinstance(shrink, int) or isinstance(shrink, bool) or not 1 <= shrink <= 8:
+            raise ValueError(f"shrink={shrink!r}: expected an integer from 1 to 8")
         super().__init__(*args, **kwargs)
-        self._canvas: pygame.Surface | None = None
-        self._texts: dict[str, pygame.Surface] = {}
+        self.shrink = shrink
+        self._k = 1  # the canvas's shrink for the frame being drawn
+        self._canvases: dict[int, pygame.Surface] = {}
+        self._texts: dict[tuple[str, int], pygame.Surface] = {}
         self._road_of: tuple[list, int] | None = None  # the road_poly list read, its length
         self._road_polys = np.zeros((0, 4, 2))
 
@@ -122,12 +132,11 @@ class FastCarRacing(CarRacing):
             self._road_of = (self.road_poly, len(self.road_poly))
         return self._road_polys
 
-    @staticmethod
-    def _covers_canvas(field, zoom, translation, angle) -> bool:
+    def _covers_canvas(self, field, zoom, translation, angle) -> bool:
         """Whether the (convex) field polygon contains the canvas and INK pixels more on
         every side: then filling it is filling the canvas, and its edges are off it."""
         corners = rotate(np.array(field, dtype=np.float64), angle) * zoom + translation
-        w, h = car_racing.WINDOW_W + INK, car_racing.WINDOW_H + INK
+        w, h = (size + INK for size in self.surf.get_size())
         canvas = np.array([(-INK, -INK), (w, -INK), (w, h), (-INK, h)])
         edges = np.roll(corners, -1, axis=0) - corners  # (4, 2)
         to_points = canvas[:, None, :] - corners[None, :, :]  # (4 canvas, 4 edges, 2)
@@ -151,16 +160,17 @@ class FastCarRacing(CarRacing):
         polys = rotate(self._polygons(), angle)
         xs = polys[..., 0] * zoom + translation[0]
         ys = polys[..., 1] * zoom + translation[1]
-        m = car_racing.MAX_SHAPE_DIM
-        near = (xs >= -m) & (xs <= car_racing.WINDOW_W + m)
-        near &= (ys >= -m) & (ys <= car_racing.WINDOW_H + m)
+        width, height = self.surf.get_size()  # the window's 1000x800, or a smaller canvas
+        m = car_racing.MAX_SHAPE_DIM / self._k
+        near = (xs >= -m) & (xs <= width + m)
+        near &= (ys >= -m) & (ys <= height + m)
         # Gymnasium's own test (any corner within MAX_SHAPE_DIM of the screen), then ours:
         # a polygon whose bounding box misses the canvas by more than INK pixels leaves
         # no pixel on it (gfxdraw's fill and anti-aliased edge stay within a pixel of the
         # corners), so it is not drawn at all.
         drawn = near.any(axis=1)
-        drawn &= (xs.max(axis=1) >= -INK) & (xs.min(axis=1) <= car_racing.WINDOW_W + INK)
-        drawn &= (ys.max(axis=1) >= -INK) & (ys.min(axis=1) <= car_racing.WINDOW_H + INK)
+        drawn &= (xs.max(axis=1) >= -INK) & (xs.min(axis=1) <= width + INK)
+        drawn &= (ys.max(axis=1) >= -INK) & (ys.min(axis=1) <= height + INK)
         n_grass = len(self._grass_polys)
         index = np.flatnonzero(drawn)
         corners = np.stack([xs[index], ys[index]], axis=-1).tolist()
@@ -171,7 +181,8 @@ class FastCarRacing(CarRacing):
             gfxdraw.filled_polygon(surf, poly, color)
 
     def _render(self, mode: str):
-        # Gymnasium's CarRacing._render, with the canvas reused and the score's text cached.
+        # Gymnasium's CarRacing._render, with the canvas reused and the score's text cached;
+        # with shrink > 1 the observation's canvas is smaller and everything on it scaled.
         assert mode in self.metadata["render_modes"]
         pygame.font.init()
         if self.screen is None and mode == "human":
@@ -182,19 +193,22 @@ class FastCarRacing(CarRacing):
         if "t" not in self.__dict__:
             return  # reset() not called yet
 
-        if self._canvas is None:
-            self._canvas = pygame.Surface((car_racing.WINDOW_W, car_racing.WINDOW_H))
-        self.surf = self._canvas  # _render_road paints all of it black or the field first
+        k = self._k = self.shrink if mode == "state_pixels" else 1
+        W, H = car_racing.WINDOW_W // k, car_racing.WINDOW_H // k  # k == 1: the window
+        if k not in self._canvases:
+            self._canvases[k] = pygame.Surface((W, H))
+        self.surf = self._canvases[k]  # _render_road paints all of it black or the field first
 
         assert self.car is not None
         angle = -self.car.hull.angle
         # Animating first second zoom.
         scale = car_racing.SCALE
         zoom = 0.1 * scale * max(1 - self.t, 0) + car_racing.ZOOM * scale * min(self.t, 1)
+        zoom /= k
         scroll_x = -(self.car.hull.position[0]) * zoom
         scroll_y = -(self.car.hull.position[1]) * zoom
         trans = pygame.math.Vector2((scroll_x, scroll_y)).rotate_rad(angle)
-        trans = (car_racing.WINDOW_W / 2 + trans[0], car_racing.WINDOW_H / 4 + trans[1])
+        trans = (W / 2 + trans[0], H / 4 + trans[1])
 
         self._render_road(zoom, trans, angle)
         self.car.draw(
@@ -202,18 +216,18 @@ class FastCarRacing(CarRacing):
         )
 
         self.surf = pygame.transform.flip(self.surf, False, True)
-        self._render_indicators(car_racing.WINDOW_W, car_racing.WINDOW_H)
+        self._render_indicators(W, H)
 
-        label = f"{self.reward:04.0f}"
-        text = self._texts.get(label)
+        label, size = f"{self.reward:04.0f}", round(42 / k)
+        text = self._texts.get((label, size))
         if text is None:
-            if FastCarRacing._font is None:
-                FastCarRacing._font = pygame.font.Font(pygame.font.get_default_font(), 42)
-            text = self._texts[label] = FastCarRacing._font.render(
+            if size not in FastCarRacing._fonts:
+                FastCarRacing._fonts[size] = pygame.font.Font(pygame.font.get_default_font(), size)
+            text = self._texts[label, size] = FastCarRacing._fonts[size].render(
                 label, True, (255, 255, 255), (0, 0, 0)
             )
         text_rect = text.get_rect()
-        text_rect.center = (60, car_racing.WINDOW_H - car_racing.WINDOW_H * 2.5 / 40.0)
+        text_rect.center = (60 // k, H - H * 2.5 / 40.0)
         self.surf.blit(text, text_rect)
 
         if mode == "human":
