@@ -135,6 +135,31 @@ def judge(spec, workers=1, **kwargs):
     return RealGame(spec, workers=workers, evaluate=fake_evaluate, timeout=60, **kwargs)
 
 
+def shrink_evaluate(spec, params, seeds, max_steps, length_bonus=0.0):
+    """A stand-in that returns the canvas shrink of the spec it was sent, per episode."""
+    return [float(spec.get("shrink", 1))] * len(seeds)
+
+
+def test_carracings_training_games_can_be_drawn_smaller_and_its_test_is_not(spec):
+    from wmtutor.controller import close_games, make_agent
+
+    car = dict(spec, game="carracing")
+    game = RealGame(car, workers=1, evaluate=shrink_evaluate, timeout=60, shrink=2)
+    try:  # the candidates and the mean's evaluation play the small canvas
+        assert np.all(game.population(np.zeros((2, game.n_params)), 0, 2, 5) == 2)
+        assert np.all(game.mean(np.zeros(game.n_params), 1, 2, 5) == 2)
+    finally:
+        game.close()
+    assert "shrink" not in car  # the spec a test plays is the caller's, untouched
+    _, envs = make_agent(dict(car, shrink=2), 1)
+    assert envs[0].unwrapped.shrink == 2
+    _, envs = make_agent(car, 1)
+    assert envs[0].unwrapped.shrink == 1
+    close_games()
+    with pytest.raises(ValueError, match="only CarRacing"):
+        RealGame(spec, workers=1, shrink=2)
+
+
 def test_training_resumes_exactly(spec, tmp_path):
     train_controller(tmp_path / "a", CONFIG, judge(spec), progress=False)
     short = ControllerConfig(**{**CONFIG.__dict__, "generations": 2})

@@ -201,3 +201,14 @@ def test_pictures_made_on_another_preset_than_laptop_say_so(tmp_path):
             assert gif.size == (200, 64)
     finally:
         viz.stamp_pictures("laptop")
+
+
+def test_the_full_controller_cannot_describe_another_agent():
+    # The agent's spec (what C reads) comes from the controller section; a full section
+    # that differed there would be trained and tested as something it does not say.
+    game = PRESETS["laptop"].pong
+    assert game.full is not None
+    for field, value in (("standardize", False), ("inputs", "z"), ("bias", False)):
+        with pytest.raises(SettingError, match=f"{field} = {value!r}"):
+            dataclasses.replace(game, full=dataclasses.replace(game.full, **{field: value}))
+    dataclasses.replace(game, full=dataclasses.replace(game.full, generations=3))  # fine

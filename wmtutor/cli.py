@@ -401,7 +401,8 @@ def cmd_train_controller(args: argparse.Namespace) -> None:
             judge = InDream.from_spec(spec, dream, run.seed)
         else:
             judge = RealGame(spec, run.seed, executor=executor, workers=args.workers,
-                             timeout=config.timeout, length_bonus=config.length_bonus)  # fmt: skip
+                             timeout=config.timeout, length_bonus=config.length_bonus,
+                             shrink=config.shrink)  # fmt: skip
         log = train_controller(out, config, judge, seed=run.seed, restart=args.restart,
                                progress=not args.quiet)  # fmt: skip
     finally:

@@ -41,7 +41,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from wmtutor.cmaes import make_es
-from wmtutor.envs import GAMES, make_env
+from wmtutor.envs import GAMES, GameEnv, make_env
 from wmtutor.files import digest, read_manifest, save_arrays, write_manifest
 from wmtutor.layout import CONTROLLER_LOG, CONTROLLER_STATE, MANIFEST
 from wmtutor.mdnrnn import load_mdnrnn
@@ -349,7 +349,7 @@ def make_agent(spec: dict, n_envs: int) -> tuple[Agent, list]:
         device = get_device(spec.get("device"))
         vae = load_vae(spec["vae"], device=device)
         mdnrnn = load_mdnrnn(spec["mdnrnn"], device=device)
-        env = make_env(spec["game"], frame_skip=spec.get("frame_skip", 1))
+        env = _game(spec)
         if spec.get("policy"):  # a PPO actor (wmtutor.ppo) in C's place
             controller = load_policy(spec["policy"], device)
         else:
@@ -363,8 +363,15 @@ def make_agent(spec: dict, n_envs: int) -> tuple[Agent, list]:
         _WORKER.update(key=key, agent=Agent(vae, mdnrnn, controller, env.adapter), envs=[env])
     envs = _WORKER["envs"]
     while len(envs) < n_envs:
-        envs.append(make_env(spec["game"], frame_skip=spec.get("frame_skip", 1)))
+        envs.append(_game(spec))
     return _WORKER["agent"], envs[:n_envs]
+
+
+def _game(spec: dict) -> GameEnv:
+    """A game for ``spec``'s agent: its frame skip, and CarRacing's ``shrink`` if any."""
+    shrink = spec.get("shrink", 1)
+    options = {"shrink": shrink} if shrink != 1 else {}
+    return make_env(spec["game"], frame_skip=spec.get("frame_skip", 1), **options)
 
 
 def evaluate_candidate(spec: dict, params: np.ndarray | None, seeds: list[int],
@@ -595,6 +602,9 @@ class RealGame:
         n_tasks: how many tasks the evaluation of the mean is split into.
         length_bonus: the candidates' tie-break for how long they lasted
             (``evaluate_candidate``); the mean's evaluation is the plain return.
+        shrink: CarRacing drawn on a canvas this many times smaller on each side, for
+            the candidates and the mean's evaluation (``make_env``'s ``shrink``; not the
+            same bytes: a test elsewhere plays ``spec`` as it is).
     """
 
     where = "real"
@@ -603,11 +613,14 @@ class RealGame:
     def __init__(self, spec: dict, seed: int = 0, *, executor: cf.Executor | None = None,
                  workers: int | None = None, timeout: float = 600.0,
                  evaluate: Callable = evaluate_candidate, n_tasks: int | None = None,
-                 length_bonus: float = 0.0):  # fmt: skip
+                 length_bonus: float = 0.0, shrink: int = 1):  # fmt: skip
         if not timeout > 0:
             raise ValueError(f"timeout {timeout!r}: expected a number of seconds > 0")
         if not length_bonus >= 0:
             raise ValueError(f"length_bonus {length_bonus!r}: expected a number >= 0")
+        if shrink != 1 and spec["game"] != "carracing":
+            raise ValueError(f"shrink={shrink!r}: only CarRacing can be drawn smaller")
+        spec = {**spec, "shrink": shrink} if shrink != 1 else spec
         self.spec, self.seed, self.timeout, self.evaluate = spec, seed, timeout, evaluate
         self.length_bonus = float(length_bonus)
         self.n_params = controller_for(spec, device=torch.device("cpu")).n_params

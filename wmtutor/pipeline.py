@@ -292,9 +292,8 @@ def get_controller(game: str, preset: Preset | str | None = None, *, seed: int |
     done = _bundled_controller(run, folder)
     if done is not None:
         return *done, spec
-    judge = RealGame(
-        spec, run.seed, workers=workers, timeout=config.timeout, length_bonus=config.length_bonus
-    )
+    judge = RealGame(spec, run.seed, workers=workers, timeout=config.timeout,
+                     length_bonus=config.length_bonus, shrink=config.shrink)  # fmt: skip
     log = train_controller(folder, config, judge, seed=run.seed, progress=progress)
     return load_controller_state(folder)["mean_params"], log, spec
 

@@ -209,7 +209,8 @@ class Controller(Section):
                  backend=Rule("choice", choices=("wmtutor", "pycma")), timeout=POSITIVE,
                  inputs=Rule("choice", choices=("z", "zh", "zch")),
                  bias=Rule("choice", choices=(True, False)),
-                 standardize=Rule("choice", choices=(True, False)), test_steps=COUNT0)  # fmt: skip
+                 standardize=Rule("choice", choices=(True, False)), test_steps=COUNT0,
+                 shrink=Rule("int", 1, 8))  # fmt: skip
 
     popsize: int  # CMA-ES population
     trials: int  # episodes per candidate (fitness = mean return)
@@ -234,6 +235,10 @@ class Controller(Section):
     # game's full length, 1000 steps or a whole game of Pong); their test episodes are
     # the game's `dream.real_episodes`.
     test_steps: int = 0
+    # CarRacing (`wmtutor.fastcar`, README "A smaller canvas"): its candidates and the
+    # mean's evaluation are drawn this many times smaller on each side, faster and not the
+    # same bytes; the test plays the real pixels whatever this is.
+    shrink: int = 1  # CarRacing: C's training games drawn on a canvas this much smaller
 
 
 @dataclass(frozen=True)
@@ -345,6 +350,16 @@ class Game:
     # game's full length, in controller_<inputs>_full/ (None: the pipeline trains the
     # `controller` section's C, notebook 06's).
     full: Controller | None = None
+
+    # What the agent *is* (its spec) comes from `controller`, so `full` may not differ there.
+    AGENT = ("inputs", "bias", "standardize")
+
+    def __post_init__(self) -> None:
+        for name in self.AGENT if self.full is not None else ():
+            if getattr(self.full, name) != getattr(self.controller, name):
+                raise SettingError("Controller (full)", name, getattr(self.full, name),
+                                   f"the controller section's {getattr(self.controller, name)!r}"
+                                   " (the agent's inputs are the same in both)")  # fmt: skip
 
 
 @dataclass(frozen=True)
