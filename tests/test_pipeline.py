@@ -56,8 +56,10 @@ def test_the_pipeline_runs_every_stage_then_resumes_without_redoing_them(
 
     state = dream / "round0" / "controller" / "state.npz"
     trained_at = state.stat().st_mtime_ns
+    drawn_at = [g.stat().st_mtime_ns for g in gifs]
     cli_main(["pipeline", "--env", "doom", "--preset", "tiny", "--quiet"])
     assert state.stat().st_mtime_ns == trained_at  # resumed: nothing trained again
+    assert [g.stat().st_mtime_ns for g in gifs] == drawn_at  # nor drawn again
     again = json.loads((folder / "pipeline.json").read_text())
     assert again["result"]["real"] == result["real"]
 
@@ -271,7 +273,13 @@ def test_carracing_pipeline_trains_its_own_longer_c_and_leaves_notebook_06s(
     log = json.loads((folder / "controller_zh_full" / "log.json").read_text())
     assert len(log) == full.generations and log[-1]["max_steps"] <= full.max_steps
     assert log[0]["max_steps"] == full.curriculum_start
-    assert (folder / "controller_zh_full" / "agent.gif").stat().st_size > 1000
+    gif = folder / "controller_zh_full" / "agent.gif"
+    assert gif.stat().st_size > 1000
+    drawn_at = gif.stat().st_mtime_ns
+    cli_main(["pipeline", "--env", "carracing", "--preset", "tiny", "--quiet"])  # all resumed
+    assert gif.stat().st_mtime_ns == drawn_at  # the picture kept, not drawn again
+    again = json.loads((folder / "pipeline.json").read_text())
+    assert again["result"] == record["result"] and again["gif"] == str(gif)
     _, _, what = pipeline.trained_agent("carracing", "tiny")
     assert what.startswith("C trained in the real game, full length") and "_full" in what
     # `--full` names the same folder and sizes: nothing is left to train, it only resumes

@@ -668,6 +668,14 @@ def stage_names(rounds: int) -> list[str]:
             "validate", "evaluate", "gifs"]  # fmt: skip
 
 
+def _newer(picture: Path, source: Path) -> bool:
+    """Whether ``picture`` was made after ``source`` (the C it shows) was last saved: a
+    rerun keeps it instead of drawing it again."""
+    if not (picture.exists() and source.exists()):
+        return False
+    return picture.stat().st_mtime >= source.stat().st_mtime
+
+
 def _timed(name: str, action: Callable[[], object], stages: dict,
            log: Callable[[str], None]) -> None:  # fmt: skip
     """Run one stage, logging it; ``stages[name]`` keeps its seconds. A stage that had
@@ -734,7 +742,8 @@ def run_pipeline(
             params, _, spec = get_dream_controller(game, preset, dream.tau, round=k, **common)
             gif = run.dream_controller(k, dream.tau) / "dream_vs_real.gif"
             clip = min(600, run.sizes.controller.max_steps)  # the evaluation's cap if shorter
-            dream_vs_real_gif(spec, params, dream.tau, gif, seed=run.seed, max_steps=clip)
+            if not _newer(gif, gif.parent / CONTROLLER_STATE):
+                dream_vs_real_gif(spec, params, dream.tau, gif, seed=run.seed, max_steps=clip)
             record["gifs"].append(str(gif))
 
     from_bundle = bundled(run, run.mdnrnn)  # then no stage needs the data: none gathered
@@ -872,7 +881,9 @@ def run_real_pipeline(
     def gif() -> None:
         params, _, spec = get_controller(game, preset, full=True, **common)
         out = run.controller(spec["inputs"], full=real_controller_config(run)[1]) / "agent.gif"
-        record["gif"] = str(real_agent_gif(game, preset, out, **common))
+        if not _newer(out, out.parent / CONTROLLER_STATE):
+            real_agent_gif(game, preset, out, **common)
+        record["gif"] = str(out)
 
     actions = {
         "gather": lambda: get_rollouts(game, preset, seed=run.seed, progress=progress),
