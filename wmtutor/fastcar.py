@@ -25,9 +25,19 @@ the equality on a few hundred frames each run. The copy of ``_render`` below fol
 Gymnasium's; if an installed Gymnasium changes the drawing code it was checked against
 (a digest of its source), ``make`` falls back to the original and says so.
 
+That stops at about 2x Gymnasium's steps per second: what is left is pygame's own C
+(the visible polygons' fills and anti-aliased edges, and filling, flipping and shrinking
+a 1000x800 canvas for a 96x96 frame), which the same bytes need. ``shrink=k`` goes past
+it by drawing the observation on a canvas k times smaller on each side (the scene, the
+zoom and the dashboard scaled): the same game, *not* the same bytes.
+``benchmarks/carracing_shrink.py`` measures how far the frames move, in pixels and in
+V's ``z``, and the speed (README, "A smaller canvas"). ``render()``'s picture is always
+the full-size one.
+
     from wmtutor.fastcar import register
     register()                                   # the id "wmtutor/CarRacing-v3"
     env = gymnasium.make("wmtutor/CarRacing-v3", render_mode="rgb_array")
+    small = gymnasium.make("wmtutor/CarRacing-v3", render_mode="rgb_array", shrink=2)
 """
 
 from __future__ import annotations
