@@ -1,5 +1,6 @@
 """C (wmtutor/controller.py): parameters, the batched agent, resumable and robust CMA-ES."""
 
+import dataclasses
 import os
 import time
 
@@ -252,22 +253,28 @@ def test_an_agent_for_another_spec_closes_the_games_of_the_last_one(spec):
     close_games()
 
 
-def test_standardized_inputs_are_in_units_of_their_spread_on_the_data(spec, tmp_path):
+def barely_moving_latents(folder):
+    """Three encoded rollouts whose z barely moves about an offset, as Pong's does."""
     import json
 
+    rng, files = np.random.default_rng(0), []
+    folder.mkdir()
+    for i in range(3):
+        name = f"rollout_{i:05d}.npz"
+        np.savez(folder / name, mu=(0.5 + 1e-3 * rng.normal(size=(20, 8))).astype(np.float32),
+                 logvar=np.zeros((20, 8), np.float32), actions=rng.integers(0, 3, 20))  # fmt: skip
+        files.append({"index": i, "file": name, "length": 20})
+    (folder / "manifest.json").write_text(json.dumps({"config": {"z_dim": 8}, "files": files}))
+    return folder
+
+
+def test_standardized_inputs_are_in_units_of_their_spread_on_the_data(spec, tmp_path):
     from wmtutor.controller import input_stats, make_agent
     from wmtutor.dream import InDream
     from wmtutor.mdnrnn import load_mdnrnn
     from wmtutor.presets import Dream
 
-    latents, rng, files = tmp_path / "latents", np.random.default_rng(0), []
-    latents.mkdir()
-    for i in range(3):  # z that barely moves about an offset, as Pong's does
-        name = f"rollout_{i:05d}.npz"
-        np.savez(latents / name, mu=(0.5 + 1e-3 * rng.normal(size=(20, 8))).astype(np.float32),
-                 logvar=np.zeros((20, 8), np.float32), actions=rng.integers(0, 3, 20))  # fmt: skip
-        files.append({"index": i, "file": name, "length": 20})
-    (latents / "manifest.json").write_text(json.dumps({"config": {"z_dim": 8}, "files": files}))
+    latents = barely_moving_latents(tmp_path / "latents")
     mdnrnn, env = load_mdnrnn(spec["mdnrnn"], device="cpu"), make_env("doom")
     try:
         mean, std = input_stats(latents, mdnrnn, env.adapter, "zh")
@@ -293,3 +300,40 @@ def test_standardized_inputs_are_in_units_of_their_spread_on_the_data(spec, tmp_
     assert make_agent(spec, 1)[0].controller.shift is None  # the default reads x raw
     with pytest.raises(ValueError, match="real game only"):
         InDream.from_spec(standardized, Dream())
+
+
+def test_a_standardized_c_is_saved_with_its_input_stats_and_plays_without_the_data(spec, tmp_path):
+    # A bundle carries C's state.npz but no latents: the statistics C was trained with
+    # must travel with it, and a resume must not switch to other ones.
+    import shutil
+
+    from wmtutor.controller import make_agent, with_input_stats
+
+    latents = barely_moving_latents(tmp_path / "latents")
+    standardized = {**spec, "latents": str(latents), "standardize": True}
+    assert with_input_stats(spec) is spec  # nothing to add to a C that reads x raw
+    judge = RealGame(standardized, 0, workers=1, evaluate=fake_evaluate)
+    mean, std = (np.asarray(judge.spec[k], np.float32) for k in ("input_mean", "input_std"))
+    assert mean.shape == (8 + 16,) and np.all(std > 0)  # computed once, for every worker
+    folder = tmp_path / "c"
+    train_controller(folder, CONFIG, judge, progress=False)
+    state = load_controller_state(folder)
+    np.testing.assert_array_equal(state["input_mean"], mean)
+    np.testing.assert_array_equal(state["input_std"], std)
+
+    shutil.rmtree(latents)  # as after a bundle's import: no data
+    again = with_input_stats(standardized, folder)
+    assert again["input_mean"] == judge.spec["input_mean"]
+    agent, _ = make_agent(again, 1)
+    np.testing.assert_array_equal(agent.controller.shift.numpy(), mean)
+    with pytest.raises(ValueError, match="no encoded rollouts"):
+        with_input_stats(standardized)  # no saved C and no data: said so
+
+    other = {**again, "input_mean": (mean + 1).tolist()}
+    longer = dataclasses.replace(CONFIG, generations=CONFIG.generations + 1)
+    with pytest.raises(ValueError, match="other input statistics"):
+        train_controller(folder, longer, RealGame(other, 0, workers=1, evaluate=fake_evaluate),
+                         progress=False)  # fmt: skip
+    train_controller(folder, longer, RealGame(again, 0, workers=1, evaluate=fake_evaluate),
+                     progress=False)  # fmt: skip
+    assert load_controller_state(folder)["generation"] == CONFIG.generations + 1

@@ -248,6 +248,20 @@ def test_pong_and_carracing_train_c_in_the_real_game_and_test_it(tmp_path, monke
     params, spec, what = pipeline.trained_agent("pong", "tiny")  # what `wmtutor play` shows
     assert what.startswith("C trained in the real game") and spec["game"] == "pong"
     assert spec["standardize"]  # Pong's C reads its inputs standardized (the preset's)
+    # ... with the statistics it was trained with, saved beside it: a class's bundle (no
+    # latents in it) plays the teacher's Pong C as it is.
+    from wmtutor.bundle import export_bundle, import_bundle
+    from wmtutor.controller import make_agent
+    from wmtutor.layout import Run
+
+    export_bundle(Run.of("pong", "tiny", 0), tmp_path / "pong.zip")
+    monkeypatch.setenv("WMTUTOR_RUNS", str(tmp_path / "student"))
+    import_bundle(tmp_path / "pong.zip")
+    assert not (tmp_path / "student" / "pong" / "tiny" / "seed0" / "latents").exists()
+    _, student, _ = pipeline.trained_agent("pong", "tiny")
+    assert student["input_mean"] == spec["input_mean"] and "student" in student["mdnrnn"]
+    agent, _ = make_agent(student, 1)
+    assert agent.controller.shift is not None
     with pytest.raises(ValueError, match="no tau"):
         pipeline.run_pipeline("carracing", "tiny", tau=1.0)
     with pytest.raises(ValueError, match="--full: preset 'tiny' has no full section for pong"):

@@ -387,12 +387,13 @@ def _agent(args: argparse.Namespace) -> tuple[layout.Run, dict, object, Path]:
 
 
 def cmd_train_controller(args: argparse.Namespace) -> None:
-    from wmtutor.controller import RealGame, train_controller
+    from wmtutor.controller import RealGame, train_controller, with_input_stats
     from wmtutor.dream import InDream
 
     run, spec, dream, folder = _agent(args)
     config = run.sizes.full if args.full else run.sizes.controller
     out = Path(args.out) if args.out else folder
+    spec = spec if dream else with_input_stats(spec, out)
     where = f"in the dream, tau {dream.tau:g}" if dream else "in the real game"
     print(f"C for {args.env} ({spec['inputs']}, {where}) -> {out}\n  {config}", flush=True)
     client, executor = _executor(args.scheduler)
@@ -421,12 +422,13 @@ def cmd_train_controller(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from wmtutor.controller import load_controller_state
+    from wmtutor.controller import load_controller_state, with_input_stats
     from wmtutor.pipeline import score_controller
 
     run, spec, dream, folder = _agent(args)
     folder = Path(args.controller) if args.controller else folder
     state = load_controller_state(folder)
+    spec = spec if dream else with_input_stats(spec, folder)
     params = state["best_params"] if args.params == "best" else state["mean_params"]
     max_steps = (run.sizes.full if args.full else run.sizes.controller).max_steps
     client, executor = _executor(args.scheduler)

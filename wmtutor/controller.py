@@ -325,9 +325,37 @@ def input_stats(
     return x.mean(0).cpu().numpy(), x.std(0).cpu().numpy()
 
 
+STATS = ("input_mean", "input_std")  # C's input statistics, in a spec and in state.npz
+
+
+def with_input_stats(spec: dict, folder: str | os.PathLike | None = None) -> dict:
+    """``spec`` with the statistics its C standardizes its inputs with (``input_mean``,
+    ``input_std``: lists of ``in_features`` numbers), where it has ``standardize``.
+
+    They are part of what a trained C is, so they come from the controller's own
+    ``state.npz`` in ``folder`` when it was trained with them (a bundled C plays without
+    the data); otherwise they are computed once here from the spec's latents
+    (``input_stats``) and every worker reads them from the spec. A spec without
+    ``standardize``, or with its stats already, is returned as it is."""
+    if not spec.get("standardize") or STATS[0] in spec:
+        return spec
+    if folder is not None and (Path(folder) / CONTROLLER_STATE).exists():
+        state = load_controller_state(folder)
+        if all(k in state for k in STATS):
+            return {**spec, **{k: state[k].tolist() for k in STATS}}
+    env = _game({**spec, "shrink": 1})  # for its action adapter only
+    try:
+        mdnrnn = load_mdnrnn(spec["mdnrnn"], device=get_device(spec.get("device")))
+        mean, std = input_stats(spec["latents"], mdnrnn, env.adapter, spec["inputs"])
+    finally:
+        env.close()
+    return {**spec, "input_mean": mean.tolist(), "input_std": std.tolist()}
+
+
 # What a process needs to build the agent: plain data, so it pickles cheaply to any worker.
 # {"game", "vae", "mdnrnn" (checkpoint paths), "inputs", "bias", "frame_skip", "latents",
-#  "device", "standardize"}; ``wmtutor.pipeline.agent_spec`` makes one.
+#  "device", "standardize", "input_mean", "input_std"}; ``wmtutor.pipeline.agent_spec``
+#  makes one, ``with_input_stats`` adds the last two.
 _WORKER: dict = {}
 
 
@@ -355,10 +383,13 @@ def make_agent(spec: dict, n_envs: int) -> tuple[Agent, list]:
         else:
             controller = Controller(vae.z_dim, mdnrnn.hidden, env.adapter.size, spec["inputs"],
                                     spec.get("bias", True), device)  # fmt: skip
-            if spec.get("standardize"):
-                controller.set_input_stats(
-                    *input_stats(spec["latents"], mdnrnn, env.adapter, spec["inputs"])
+            if spec.get("standardize"):  # the spec's stats (with_input_stats), else the data's
+                stats = (
+                    (spec["input_mean"], spec["input_std"])
+                    if "input_mean" in spec
+                    else input_stats(spec["latents"], mdnrnn, env.adapter, spec["inputs"])
                 )
+                controller.set_input_stats(*(np.asarray(v, dtype=np.float32) for v in stats))
         _WORKER.clear()
         _WORKER.update(key=key, agent=Agent(vae, mdnrnn, controller, env.adapter), envs=[env])
     envs = _WORKER["envs"]
@@ -620,7 +651,7 @@ class RealGame:
             raise ValueError(f"length_bonus {length_bonus!r}: expected a number >= 0")
         if shrink != 1 and spec["game"] != "carracing":
             raise ValueError(f"shrink={shrink!r}: only CarRacing can be drawn smaller")
-        spec = {**spec, "shrink": shrink} if shrink != 1 else spec
+        spec = with_input_stats({**spec, "shrink": shrink} if shrink != 1 else spec)
         self.spec, self.seed, self.timeout, self.evaluate = spec, seed, timeout, evaluate
         self.length_bonus = float(length_bonus)
         self.n_params = controller_for(spec, device=torch.device("cpu")).n_params
@@ -710,9 +741,10 @@ def train_controller(
     distribution plays ``eval_episodes`` episodes (where the candidates play).
 
     Writes ``state.npz`` (ES state, best and mean parameters, generation, episode cap,
-    where it was trained) and ``log.json`` into ``out_dir`` after every generation,
-    atomically; running again resumes exactly (wmtutor CMA-ES; pycma's state cannot be
-    saved without pickle). A folder trained by another judge is refused.
+    where it was trained, a standardized C's input statistics from the judge's spec) and
+    ``log.json`` into ``out_dir`` after every generation, atomically; running again
+    resumes exactly (wmtutor CMA-ES; pycma's state cannot be saved without pickle). A
+    folder trained by another judge, or with other input statistics, is refused.
     """
     out_dir = Path(out_dir)
     n_params = judge.n_params
@@ -722,6 +754,10 @@ def train_controller(
              "best_mean_at_length": None, "best_eval": None,
              "best_params": np.zeros(n_params), "mean_params": np.zeros(n_params),
              "judge": judge.description, "made_from": judge.made_from}  # fmt: skip
+    # A standardized C's input statistics are saved with it (``with_input_stats``).
+    spec = getattr(judge, "spec", {})
+    stats = {k: np.asarray(spec[k], dtype=np.float32) for k in STATS if k in spec}
+    state.update(stats)
     log: list[dict] = []
     try:
         if (out_dir / CONTROLLER_STATE).exists() and not restart:
@@ -750,6 +786,12 @@ def train_controller(
                     f"{out_dir} was trained with another {' and '.join(changed)} than the one "
                     "there now: pass --restart to train C anew for it, or use another folder "
                     "(--out)"
+                )
+            if any(k in saved and not np.array_equal(saved[k], stats[k]) for k in stats):
+                raise ValueError(
+                    f"{out_dir} was trained with other input statistics (standardize) than "
+                    "this agent's: build its spec with `with_input_stats(spec, folder)`, or "
+                    "pass --restart"
                 )
             es.load_state_dict({k[3:]: v for k, v in saved.items() if k.startswith("es_")})
             state.update({k: v for k, v in saved.items() if not k.startswith("es_")},

@@ -55,6 +55,7 @@ from wmtutor.controller import (
     record_agent_rollouts,
     record_episode,
     train_controller,
+    with_input_stats,
 )
 from wmtutor.datasets import rollout_files
 from wmtutor.dream import InDream, check_dream, initial_latents
@@ -265,7 +266,8 @@ def trained_agent(
         mdnrnn = run.round_mdnrnn(k or 0, dream.tau, inputs)
         if all(p.exists() for p in (folder / CONTROLLER_STATE, run.vae, mdnrnn)):
             params = load_controller_state(folder)["mean_params"]
-            return params, _spec(run, inputs, device, mdnrnn), f"{what}: {folder}"
+            spec = with_input_stats(_spec(run, inputs, device, mdnrnn), folder)
+            return params, spec, f"{what}: {folder}"
     raise FileNotFoundError(
         f"no trained agent for {game} (preset {run.preset}, seed {run.seed}) under {run.folder}: "
         f"train one with `wmtutor pipeline --env {game}` or `wmtutor train-controller --env "
@@ -289,6 +291,7 @@ def get_controller(game: str, preset: Preset | str | None = None, *, seed: int |
                       progress=progress)  # fmt: skip
     config, full = real_controller_config(run, full)
     folder = run.controller(spec["inputs"], full=full)
+    spec = with_input_stats(spec, folder)
     done = _bundled_controller(run, folder)
     if done is not None:
         return *done, spec
