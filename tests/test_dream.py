@@ -117,6 +117,58 @@ def test_training_in_the_dream_resumes_exactly(dream_spec, tmp_path):
         train_controller(tmp_path / "a", config, judge(Dream(tau=0.1)), progress=False)
 
 
+def test_a_dream_can_pay_the_reward_m_predicts_instead_of_survival(mdnrnn, dream_spec, tmp_path):
+    # CarRacing's and Pong's dreams (their `dream.reward`): a step pays what M's reward
+    # head says, not +1 for staying alive.
+    from wmtutor.controller import train_controller
+    from wmtutor.dream import InDream
+    from wmtutor.presets import Controller, Dream, SettingError, get_preset
+
+    rng = np.random.default_rng(1)
+    params = rng.normal(0, 1.0, (4, 6 + 12 + 1))
+    z0 = rng.normal(size=(3, 6)).astype(np.float32)
+    kwargs = dict(tau=0.0, max_steps=30, seed=5)
+    steps = dream_generation(mdnrnn, "doom", params, z0, 3, **kwargs)
+    paid = dream_generation(mdnrnn, "doom", params, z0, 3, reward="predicted", **kwargs)
+    alone = dream_one_by_one(mdnrnn, "doom", params, z0, 3, reward="predicted", **kwargs)
+    assert paid.shape == (4, 3) and np.all(np.isfinite(paid))
+    assert not np.any(np.isin(paid, steps))  # not a count of steps
+    assert np.mean(np.isclose(paid, alone, atol=1e-4)) >= 0.9  # the same sum, one at a time
+    # ... and the sum of M's reward head along one dream, stepped here by hand
+    from wmtutor.controller import Controller as C
+    from wmtutor.envs import make_env
+    from wmtutor.mdnrnn import sample_next
+
+    adapter, controller = make_env("doom").adapter, C(6, 12, 1, "zh", True)
+    controller.set_params(params[0])
+    z, state, total = torch.as_tensor(z0[:1]), mdnrnn.initial_state((1,), "cpu"), 0.0
+    with torch.no_grad():
+        for _ in range(30):
+            a = adapter.features(adapter(controller(z, state[0][0], state[1][0])))
+            prediction, state = mdnrnn.step(z, a, state)
+            total += prediction.reward.item()
+            z = sample_next(prediction, 0.0, torch.Generator().manual_seed(0))  # tau 0: mu
+            if torch.sigmoid(prediction.done_logit).item() > 0.5:
+                break
+    assert alone[0, 0] == pytest.approx(total, abs=1e-4)
+    with pytest.raises(SettingError, match="reward"):
+        Dream(reward="tiles")
+    with pytest.raises(ValueError, match="reward must be"):
+        dream_generation(mdnrnn, "doom", params, z0, 3, reward="tiles")
+    assert get_preset("laptop").carracing.dream.reward == "predicted"
+    assert get_preset("laptop").doom.dream.reward == "survival"  # the paper's
+
+    config = Controller(popsize=4, trials=2, generations=2, max_steps=20, inputs="zch",
+                        bias=False)  # fmt: skip
+    judge = InDream.from_spec(dream_spec, Dream(tau=1.0, reward="predicted"), device="cpu")
+    assert "reward predicted" in judge.description
+    log = train_controller(tmp_path / "a", config, judge, progress=False)
+    assert len(log) == 2 and "dream_steps" not in log[0]  # returns are not steps here
+    with pytest.raises(ValueError, match="reward predicted.*not in the dream \\(tau 1, done "):
+        train_controller(tmp_path / "a", config, InDream.from_spec(dream_spec, Dream(tau=1.0)),
+                         progress=False)  # fmt: skip
+
+
 def test_the_agent_plays_one_dream_and_sees_it_decoded(dream_spec):
     from wmtutor.dream import dream_episode, initial_latents
     from wmtutor.mdnrnn import load_mdnrnn

@@ -823,7 +823,7 @@ def _train(out_dir: Path, config: ControllerConfig, judge: Judge, es, state: dic
                    "mean": float(fitness.mean()), "worst": float(fitness.min()),
                    "max_steps": state["max_steps"], "where": judge.where,
                    "seconds": time.perf_counter() - start}  # fmt: skip
-            if judge.where == "dream":  # a dream's return is the steps it lasted
+            if getattr(judge, "returns_are_steps", False):  # a survival dream's return
                 row["dream_steps"] = int(returns.sum())
             state["best_params"] = es.best_x.copy()
             state["mean_params"] = np.asarray(es.mean).copy()

@@ -5,7 +5,8 @@
   rollouts, optionally with noise added for variety), M samples the next z at temperature
   ``tau``, and the episode ends when M's done head fires (probability > ``done_threshold``)
   or at the step cap (2100 for Doom). The reward is +1 per step survived (Doom) or M's
-  predicted reward. The observation is what the controller reads: ``[z, h, c]``.
+  predicted reward (CarRacing, Pong: the game's ``dream.reward``). The observation is
+  what the controller reads: ``[z, h, c]``.
   ``render()`` decodes the first dream's z with V.
 * ``dream_generation`` evaluates every candidate × every trial of a generation (the paper's
   64 × 16 = 1024 episodes) as one tensor batch per step, each candidate's controller
@@ -90,8 +91,7 @@ class DreamEnv(gym.vector.VectorEnv):
         vae=None,
         initial_logvar: np.ndarray | None = None,
     ):
-        if reward not in ("survival", "predicted"):
-            raise ValueError(f"reward must be 'survival' or 'predicted', got {reward!r}")
+        check_reward(reward)
         check_dream(tau, done_threshold)
         initial_z = np.asarray(initial_z, dtype=np.float32)
         if initial_z.ndim != 2 or initial_z.shape[1] != mdnrnn.z_dim:
@@ -197,6 +197,12 @@ class DreamEnv(gym.vector.VectorEnv):
         return decode_latent(self.vae, self.z[0])[0]
 
 
+def check_reward(reward: str) -> None:
+    """Refuse a dream reward other than ``presets.Dream``'s choices."""
+    if not DreamConfig.RULES["reward"].ok(reward):
+        raise ValueError(f"reward must be 'survival' or 'predicted', got {reward!r}")
+
+
 def check_dream(tau: float, done_threshold: float) -> None:
     """Refuse a temperature or a done threshold that ``presets.Dream.RULES`` does not allow
     (tau in [0, 5]: hotter, M's samples are noise; the threshold in (0, 1))."""
@@ -228,8 +234,11 @@ def dream_generation(
     done_threshold: float = 0.5,
     seed: int = 0,
     precision: str = "fp32",
+    reward: str = "survival",
 ) -> np.ndarray:
-    """Dream returns (steps survived) of every candidate's ``trials`` episodes: ``(P, trials)``.
+    """Dream returns of every candidate's ``trials`` episodes: ``(P, trials)``, the steps
+    survived (``reward`` "survival", Doom's) or the sum of M's predicted rewards
+    ("predicted": CarRacing's tiles, Pong's points).
 
     All ``P * trials`` episodes advance together, one batched M step per time step on M's
     device; row ``p * trials + j`` is candidate p's trial j, starting from
@@ -239,6 +248,7 @@ def dream_generation(
     sampling noise of each step comes from ``step_noise(seed, step)``. ``bias`` None:
     read off the length of the parameter vectors.
     """
+    check_reward(reward)
     device = next(mdnrnn.parameters()).device
     adapter = make_env(game).adapter
     controller = _controller(mdnrnn, adapter.size, inputs, bias, params.shape[1], device)
@@ -259,7 +269,7 @@ def dream_generation(
         h, c = h.float(), c.float()
         u, eps = step_noise(seed, t, B, mdnrnn.z_dim, device)
         z = sample_next(prediction, tau, noise=(u[live], eps[live]))
-        returns[live] += 1
+        returns[live] += 1 if reward == "survival" else prediction.reward
         keep = torch.sigmoid(prediction.done_logit) <= done_threshold
         if not keep.all():
             if not keep.any():
@@ -292,6 +302,7 @@ def dream_one_by_one(
     done_threshold: float = 0.5,
     seed: int = 0,
     shared_noise: bool = True,
+    reward: str = "survival",
 ) -> np.ndarray:
     """``dream_generation`` one episode at a time (the slow way; for checks and benchmarks).
 
@@ -319,7 +330,7 @@ def dream_one_by_one(
                     z = sample_next(prediction, tau, noise=noise)
                 else:
                     z = sample_next(prediction, tau, generator)
-                out[p, j] += 1
+                out[p, j] += 1 if reward == "survival" else prediction.reward.item()
                 if torch.sigmoid(prediction.done_logit).item() > done_threshold:
                     break
     return out
@@ -383,9 +394,13 @@ class InDream:
         self.inputs, self.bias = inputs, bias
         self.mu, self.sigma = initial[0], np.exp(0.5 * initial[1])
         self.seed = seed
+        check_reward(config.reward)
+        # Survival is Doom's and was the only dream once: its description is unchanged.
+        pays = "" if config.reward == "survival" else f", reward {config.reward}"
         self.description = (
-            f"in the dream (tau {config.tau:g}, done threshold {config.done_threshold:g})"
+            f"in the dream (tau {config.tau:g}, done threshold {config.done_threshold:g}{pays})"
         )
+        self.returns_are_steps = config.reward == "survival"
         size = GAMES[game].controller_size
         self.n_params = Controller(mdnrnn.z_dim, mdnrnn.hidden, size, inputs, bias).n_params
 
@@ -420,7 +435,7 @@ class InDream:
             self.mdnrnn, self.game, np.asarray(params), z0, len(z0), tau=self.config.tau,
             max_steps=max_steps, inputs=self.inputs, bias=self.bias,
             done_threshold=self.config.done_threshold, seed=noise_seed,
-            precision=self.config.precision,
+            precision=self.config.precision, reward=self.config.reward,
         )  # fmt: skip
 
     def population(self, solutions: np.ndarray, generation: int, trials: int,

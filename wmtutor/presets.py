@@ -253,7 +253,8 @@ class Dream(Section):
                  real_episodes=COUNT, validation_episodes=COUNT, taus=Rule("number", 0, 5),
                  sweep_generations=COUNT0,
                  sweep_episodes=COUNT0, rounds=COUNT0, extra_rounds=COUNT0, round_episodes=COUNT,
-                 round_epochs=COUNT0, round_sigma=NONNEG)  # fmt: skip
+                 round_epochs=COUNT0, round_sigma=NONNEG,
+                 reward=Rule("choice", choices=("survival", "predicted")))  # fmt: skip
 
     tau: float = 1.15  # M's temperature in the dream
     done_threshold: float = 0.5  # a dream ends when M's P(done) exceeds this
@@ -270,6 +271,9 @@ class Dream(Section):
     round_episodes: int = 300  # real episodes recorded per round
     round_epochs: int = 30  # more epochs of M per round, on old and new data together
     round_sigma: float = 0.1  # noise on C's parameters per recorded episode, for variety
+    # What a dream pays: +1 per step survived (Doom's reward), or the reward M's reward
+    # head predicts for each step (CarRacing's tiles, Pong's points).
+    reward: str = "survival"  # survival | predicted
 
 
 @dataclass(frozen=True)
@@ -427,7 +431,7 @@ PRESETS: dict[str, Preset] = {
                 eval_episodes=2,
                 test_steps=40,
             ),
-            dream=Dream(real_episodes=2),
+            dream=Dream(real_episodes=2, reward="predicted"),
             full=Controller(
                 popsize=4,
                 trials=1,
@@ -481,7 +485,7 @@ PRESETS: dict[str, Preset] = {
                 length_bonus=1.0,
                 standardize=True,
             ),
-            dream=Dream(real_episodes=2),
+            dream=Dream(real_episodes=2, reward="predicted"),
         ),
     ),
     "laptop": Preset(
@@ -519,6 +523,7 @@ PRESETS: dict[str, Preset] = {
                 curriculum_start=100,
                 shrink=2,
             ),
+            dream=Dream(reward="predicted"),  # a dream pays the tiles M predicts
         ),
         doom=Game(
             data=Data(n_rollouts=1000, max_steps=2100, policy="held", min_length=100),
@@ -580,7 +585,8 @@ PRESETS: dict[str, Preset] = {
                 length_bonus=1.0,
                 standardize=True,
             ),
-            dream=Dream(real_episodes=20),  # the pipeline's test: 20 whole games
+            # The pipeline's test: 20 whole games; a dream pays the points M predicts.
+            dream=Dream(real_episodes=20, reward="predicted"),
         ),
     ),
     "paper": Preset(
@@ -612,6 +618,7 @@ PRESETS: dict[str, Preset] = {
                 eval_every=25,
                 eval_episodes=1024,
             ),
+            dream=Dream(reward="predicted"),  # a dream pays the tiles M predicts
         ),
         # Doom: actions held for 1-10 frames, a 2100-step cap, episodes under ~100 frames
         # dropped (original code, doomrnn/extract.py; paper section 4.2).
@@ -649,6 +656,7 @@ PRESETS: dict[str, Preset] = {
                 eval_every=25,
                 eval_episodes=1024,
             ),
+            dream=Dream(reward="predicted"),  # a dream pays the points M predicts
         ),
     ),
 }
