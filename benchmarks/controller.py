@@ -1,6 +1,6 @@
 """How fast the agent plays CarRacing, batched or not, and one generation local vs Dask.
 
-    python benchmarks/controller.py
+    python benchmarks/controller.py [--device cuda]
 
 Prints two Markdown tables (the README has them):
 
@@ -29,10 +29,11 @@ from wmtutor.mdnrnn import MDNRNN, load_mdnrnn
 from wmtutor.presets import Controller as ControllerConfig
 from wmtutor.presets import get_preset
 from wmtutor.training import save_checkpoint
+from wmtutor.utils import get_device
 from wmtutor.vae import ConvVAE, load_vae
 
 
-def make_spec(folder: Path, game: str) -> dict:
+def make_spec(folder: Path, game: str, device: torch.device) -> dict:
     preset = get_preset("laptop").game(game)
     z_dim, hidden = preset.vae.z_dim, preset.mdnrnn.hidden
     torch.manual_seed(0)
@@ -42,14 +43,16 @@ def make_spec(folder: Path, game: str) -> dict:
                     config={"architecture": "MDNRNN-v1", "z_dim": z_dim, "action_dim": 3,
                             "hidden": hidden, "n_gaussians": 5})  # fmt: skip
     return {"game": game, "vae": str(folder / "vae.pt"), "mdnrnn": str(folder / "m.pt"),
-            "inputs": "zh", "frame_skip": 1, "device": "cpu"}  # fmt: skip
+            "inputs": "zh", "frame_skip": 1, "device": str(device)}  # fmt: skip
 
 
 def agent_steps_per_s(spec: dict, n_envs: int, steps: int) -> float:
     torch.set_num_threads(1)
-    vae, mdnrnn = load_vae(spec["vae"], device="cpu"), load_mdnrnn(spec["mdnrnn"], device="cpu")
+    device = torch.device(spec["device"])
+    vae, mdnrnn = load_vae(spec["vae"], device=device), load_mdnrnn(spec["mdnrnn"], device=device)
     envs = [make_env(spec["game"]) for _ in range(n_envs)]
-    agent = Agent(vae, mdnrnn, Controller(vae.z_dim, mdnrnn.hidden, 3), envs[0].adapter)
+    controller = Controller(vae.z_dim, mdnrnn.hidden, 3, device=device)
+    agent = Agent(vae, mdnrnn, controller, envs[0].adapter)
     agent.controller.set_params(np.random.default_rng(0).normal(0, 0.1, agent.controller.n_params))
     start = time.perf_counter()
     out = run_episodes(agent, envs, list(range(n_envs)), max_steps=steps)
@@ -68,9 +71,12 @@ def generation_seconds(spec: dict, executor=None, workers: int = 2) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=300, help="steps per game, table 1")
+    parser.add_argument("--device", default=None, help="cpu, cuda (default: as wmtutor's)")
     args = parser.parse_args()
+    device = get_device(args.device)
+    print(f"device: {device}")
     with tempfile.TemporaryDirectory() as tmp:
-        spec = make_spec(Path(tmp), "carracing")
+        spec = make_spec(Path(tmp), "carracing", device)
         one = agent_steps_per_s(spec, 1, args.steps)
         four = agent_steps_per_s(spec, 4, args.steps)
         print("| CarRacing, one process | agent steps/s |\n|---|---:|")

@@ -96,6 +96,16 @@ def test_the_pipeline_runs_every_stage_then_resumes_without_redoing_them(
     spec0 = pipeline.round_spec("doom", "tiny", k=0)
     spec1 = pipeline.round_spec("doom", "tiny", k=1)
     assert spec1["mdnrnn"] != spec0["mdnrnn"]
+    # Round 1 exists: round 0's C is read as it was trained, even by settings with
+    # other CMA-ES sizes (`evaluate --round 1` after `train-controller --popsize ...`)
+    import dataclasses
+
+    from wmtutor.presets import get_preset
+
+    tiny = get_preset("tiny")
+    other = dataclasses.replace(tiny.doom.controller, popsize=tiny.doom.controller.popsize + 2)
+    other = dataclasses.replace(tiny, doom=dataclasses.replace(tiny.doom, controller=other))
+    assert pipeline.round_spec("doom", other, k=1) == spec1
     params0, _, _ = pipeline.get_dream_controller("doom", "tiny", round=0)
     gif, episodes = dreams_gif([("M0", spec0), ("M1", spec1)], params0, 1.15, tmp_path / "2.gif")
     assert gif.stat().st_size > 1000 and len(episodes) == 2

@@ -365,7 +365,14 @@ def round_spec(
     check_dream(dream.tau, dream.done_threshold)
     spec = agent_spec(game, preset, seed=run.seed, device=device, progress=progress)
     for j in range(1, k + 1):
-        params, _ = _train_in_dream(run, spec, dream, j - 1, progress)
+        made_from = run.dream_controller(j - 1, dream.tau, spec["inputs"])
+        made = run.round_mdnrnn(j, dream.tau, spec["inputs"]).exists()
+        if made and (made_from / CONTROLLER_STATE).exists():
+            # Round j was made from round j-1's finished C: that C as it is, whatever
+            # sizes it was trained with (`evaluate --round j` trains nothing).
+            params = load_controller_state(made_from)["mean_params"]
+        else:
+            params, _ = _train_in_dream(run, spec, dream, j - 1, progress)
         spec = _round_mdnrnn(run, spec, params, dream, j, progress)
     return spec
 
