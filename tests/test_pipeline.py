@@ -1,6 +1,7 @@
 """`wmtutor pipeline` and the dream commands, end to end on the tiny preset (real games)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -103,9 +104,18 @@ def test_the_pipeline_runs_every_stage_then_resumes_without_redoing_them(
     from wmtutor.presets import get_preset
 
     tiny = get_preset("tiny")
-    other = dataclasses.replace(tiny.doom.controller, popsize=tiny.doom.controller.popsize + 2)
-    other = dataclasses.replace(tiny, doom=dataclasses.replace(tiny.doom, controller=other))
+    sizes = tiny.doom
+    other = dataclasses.replace(sizes.controller, popsize=sizes.controller.popsize + 2)
+    more = dataclasses.replace(sizes.dream, round_episodes=sizes.dream.round_episodes + 2,
+                               round_epochs=sizes.dream.round_epochs + 1)  # fmt: skip
+    other = dataclasses.replace(tiny, doom=dataclasses.replace(sizes, controller=other, dream=more))
+    m1, rollouts = Path(spec1["mdnrnn"]), Path(spec1["mdnrnn"]).parent / "rollouts"
+    made = (m1.read_bytes(), sorted(rollouts.iterdir()))
     assert pipeline.round_spec("doom", other, k=1) == spec1
+    assert (
+        m1.read_bytes(),
+        sorted(rollouts.iterdir()),
+    ) == made  # nothing recorded, nothing trained
     params0, _, _ = pipeline.get_dream_controller("doom", "tiny", round=0)
     gif, episodes = dreams_gif([("M0", spec0), ("M1", spec1)], params0, 1.15, tmp_path / "2.gif")
     assert gif.stat().st_size > 1000 and len(episodes) == 2

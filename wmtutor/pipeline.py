@@ -328,11 +328,15 @@ def _round_mdnrnn(run: Run, previous: dict, params: np.ndarray, dream: presets.D
         get_latents(run.game, run.settings, seed=run.seed, device=previous["device"],
                     progress=progress)  # fmt: skip
     sizes = run.sizes
-    record_agent_rollouts(previous, params, dream.round_episodes, folder / "rollouts",
-                          sigma=dream.round_sigma, seed=run.seed + k,
-                          max_steps=sizes.controller.max_steps, progress=progress)  # fmt: skip
-    encode_rollouts(previous["vae"], folder / "rollouts", folder / "latents",
-                    device=previous["device"], progress=progress)  # fmt: skip
+    # Once M has begun, the round's data was complete: it stays as it was made, whatever
+    # the settings now (another --round-episodes records nothing more).
+    made = load_checkpoint(ckpt)["config"] if ckpt.exists() else None
+    if made is None:
+        record_agent_rollouts(previous, params, dream.round_episodes, folder / "rollouts",
+                              sigma=dream.round_sigma, seed=run.seed + k,
+                              max_steps=sizes.controller.max_steps, progress=progress)  # fmt: skip
+        encode_rollouts(previous["vae"], folder / "rollouts", folder / "latents",
+                        device=previous["device"], progress=progress)  # fmt: skip
     files = rollout_files(run.latents)
     for j in range(1, k + 1):
         files += rollout_files(run.round(j, dream.tau, previous["inputs"]) / "latents")
@@ -340,6 +344,7 @@ def _round_mdnrnn(run: Run, previous: dict, params: np.ndarray, dream: presets.D
     files = sorted(files, key=lambda p: (p.name, str(p)))
     base = _own_config(presets.MDNRNN, load_checkpoint(run.mdnrnn)["config"], sizes.mdnrnn)
     config = dataclasses.replace(base, epochs=base.epochs + k * dream.round_epochs)
+    config = _own_config(presets.MDNRNN, made, config) if made else config
     train_mdnrnn(files, ckpt, config, run.game, seed=run.seed + k, init_from=previous["mdnrnn"],
                  device=previous["device"], progress=progress)  # fmt: skip
     return {**previous, "mdnrnn": str(ckpt)}
