@@ -708,8 +708,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "dream, the preset's rounds of iterative training, test every round in the "
                 "real game (random play and the dream's own score beside it) and write "
                 "dream-vs-real GIFs. CarRacing and Pong train C in the real game instead "
-                "and test it over full-length episodes (their rewards are not the dream's "
-                "one per step alive). Each stage resumes; stage times and scores go to the "
+                "and test it over full-length episodes (C trained in their dreams, which pay "
+                "M's predicted reward, did not transfer). Each stage resumes; stage times and scores go to the "
                 "run's pipeline.json.")  # fmt: skip
     common_flags(p)
     section_flags(p, presets.Dream, skip=("taus", "sweep_generations", "sweep_episodes"))
