@@ -709,8 +709,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "real game (random play and the dream's own score beside it) and write "
                 "dream-vs-real GIFs. CarRacing and Pong train C in the real game instead "
                 "and test it over full-length episodes (C trained in their dreams, which pay "
-                "M's predicted reward, did not transfer). Each stage resumes; stage times and scores go to the "
-                "run's pipeline.json.")  # fmt: skip
+                "M's predicted reward, did not transfer). Each stage resumes; stage times "
+                "and scores go to the run's pipeline.json.")  # fmt: skip
     common_flags(p)
     section_flags(p, presets.Dream, skip=("taus", "sweep_generations", "sweep_episodes"))
 
