@@ -204,6 +204,9 @@ def test_the_dream_runs_on_the_gpu_as_on_the_cpu(mdnrnn):
     on_cpu = dream_generation(mdnrnn, "doom", params, z0, 3, **kwargs)
     on_gpu = dream_generation(gpu, "doom", params, z0, 3, **kwargs)
     assert np.mean(on_cpu == on_gpu) >= 0.9
+    paid = [dream_generation(m, "doom", params, z0, 3, reward="predicted", **kwargs)
+            for m in (mdnrnn, gpu)]  # fmt: skip
+    assert np.mean(np.isclose(paid[0], paid[1], atol=1e-3)) >= 0.9
     env = DreamEnv(gpu, "doom", z0, num_envs=2, tau=1.0, max_steps=15)
     obs, _ = env.reset(seed=0)
     obs, *_ = env.step(np.array([0, 2]))
