@@ -2,8 +2,9 @@
 # CarRacing's C trained in M's dream (the game's `dream.reward`: M's reward head pays the
 # tiles), no real step spent on C; then one round of iterative training (the dream C plays
 # 64 real games of 1000 steps, as many as the random rollouts, M learns from them for 30
-# more epochs, C is trained again in the new dream); each C tested on 20 new tracks of the real game, the full 1000 steps, random
-# play beside it. README, "Training C in the CarRacing dream".
+# more epochs, C is trained again in the new dream); each C tested on 20 new tracks of
+# the real game, the full 1000 steps, random play beside it. README, "Training C in the
+# CarRacing dream".
 #
 #   WMTUTOR_RUNS=/tmp/cr0 bash benchmarks/carracing_dream.sh 0   # seed 0; V and M made if missing
 set -euo pipefail

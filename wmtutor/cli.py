@@ -664,19 +664,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--full", action="store_true", help="the pipeline's C for the game "
                        "(the preset's full section: longer, to the full length; folder "
                        "controller_<inputs>_full)")  # fmt: skip
-        section_flags(
-            p,
-            presets.Dream,
-            only=(
-                "tau",
-                "done_threshold",
-                "precision",
-                "reward",
-                "round_episodes",
-                "round_epochs",
-                "round_sigma",
-            ),
-        )
+        section_flags(p, presets.Dream, only=("tau", "done_threshold", "precision", "reward",
+                      "round_episodes", "round_epochs", "round_sigma"))  # fmt: skip
         p.add_argument("--workers", type=_count(1), help="local processes (default: per core)")
         p.add_argument("--scheduler", help="a Dask scheduler, tcp://host:8786 (default: local)")
 

@@ -199,8 +199,9 @@ class DreamEnv(gym.vector.VectorEnv):
 
 def check_reward(reward: str) -> None:
     """Refuse a dream reward other than ``presets.Dream``'s choices."""
-    if not DreamConfig.RULES["reward"].ok(reward):
-        raise ValueError(f"reward must be 'survival' or 'predicted', got {reward!r}")
+    rule = DreamConfig.RULES["reward"]
+    if not rule.ok(reward):
+        raise ValueError(f"reward must be {rule.expected}, got {reward!r}")
 
 
 def check_dream(tau: float, done_threshold: float) -> None:
@@ -394,7 +395,6 @@ class InDream:
         self.inputs, self.bias = inputs, bias
         self.mu, self.sigma = initial[0], np.exp(0.5 * initial[1])
         self.seed = seed
-        check_reward(config.reward)
         # Survival is Doom's and was the only dream once: its description is unchanged.
         pays = "" if config.reward == "survival" else f", reward {config.reward}"
         self.description = (
