@@ -3,6 +3,7 @@ played as C (wmtutor.controller.PolicyController)."""
 
 import dataclasses
 import json
+import tempfile
 
 import numpy as np
 import pytest
@@ -65,10 +66,15 @@ def test_dream_starts_drawn_from_v_s_posterior(mdnrnn):
         DreamEnv(mdnrnn, "doom", mu, initial_logvar=np.zeros((3, 6)))
 
 
-def test_ppo_trains_saves_resumes_and_its_actor_plays_as_sb3_would(mdnrnn, tmp_path):
+def test_ppo_trains_saves_resumes_and_its_actor_plays_as_sb3_would(mdnrnn, tmp_path, monkeypatch):
+    temp = tmp_path / "temp"  # SB3's default logger makes a folder here on every learn()
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     chunk = CONFIG.n_envs * CONFIG.n_steps
-    log = train_ppo(tmp_path, dream(mdnrnn, max_steps=20), CONFIG, 2 * chunk, seed=1,
+    log = train_ppo(tmp_path / "ppo", dream(mdnrnn, max_steps=20), CONFIG, 2 * chunk, seed=1,
                     progress=False)  # fmt: skip
+    assert list(temp.glob("SB3-*")) == []
+    tmp_path = tmp_path / "ppo"
     assert [r["dream_steps"] for r in log] == [chunk, 2 * chunk]
     assert all(r["seconds"] > 0 for r in log)
     assert json.loads((tmp_path / PPO_LOG).read_text()) == log

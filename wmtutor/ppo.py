@@ -182,6 +182,7 @@ def train_ppo(
     (``made_from``) is refused unless ``restart``.
     """
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
 
     if dream.num_envs != config.n_envs:
         raise ValueError(f"the dream has {dream.num_envs} envs, config.n_envs is {config.n_envs}")
@@ -205,6 +206,9 @@ def train_ppo(
         policy_kwargs={"net_arch": list(config.net)}, seed=seed, device=dream.device,
         verbose=0,
     )  # fmt: skip
+    # A logger that writes nothing: without one, every learn() call makes an empty
+    # /tmp/SB3-<date> folder (SB3's default log folder); our log is log.json.
+    model.set_logger(Logger(folder=None, output_formats=[]))
     log: list[dict] = []
     if saved is not None:
         model.policy.load_state_dict(saved["sb3_policy"])
