@@ -116,18 +116,28 @@ def quality(rollouts: str, epochs: int, game: str, device: str = "") -> None:
 
 def loader(rollouts: str, batch: int, seconds: float, rounds: int) -> None:
     """Frames/s the data loader delivers (no model): a frame at a time through the
-    DataLoader's collate, against whole batches cut from the buffer, 0 and 2 workers.
-    The three alternate, ``rounds`` times; the median is shown."""
+    DataLoader's collate, against whole batches cut from the buffer, 0 and 2 workers, and
+    batches read from the frame cache (written once first, into a temporary folder, and
+    timed). The four alternate, ``rounds`` times; the median is shown."""
+    import tempfile
     import time
+    from pathlib import Path
 
     from torch.utils.data import DataLoader
 
-    from wmtutor.datasets import FrameDataset
+    from wmtutor.datasets import CachedFrames, FrameDataset, rollout_files, write_frame_cache
+
+    temp = tempfile.TemporaryDirectory()
+    start = time.perf_counter()
+    cache = write_frame_cache(rollout_files(rollouts), Path(temp.name) / "frames.npy")
+    written = time.perf_counter() - start
 
     def rate(kind: str) -> float:
         if kind == "frames":
             ds = FrameDataset(rollouts, seed=0)
             it = iter(DataLoader(ds, batch_size=batch))
+        elif kind == "cache":
+            it = iter(DataLoader(CachedFrames(cache, batch), batch_size=None))
         else:
             ds = FrameDataset(rollouts, seed=0, batch_size=batch)
             it = iter(DataLoader(ds, batch_size=None, num_workers=int(kind[-1])))
@@ -142,13 +152,18 @@ def loader(rollouts: str, batch: int, seconds: float, rounds: int) -> None:
         return n / (time.perf_counter() - start)
 
     kinds = {"frames": "a frame at a time, collated (before)", "batches0": "whole batches, "
-             "no workers", "batches2": "whole batches, 2 loader workers"}  # fmt: skip
+             "no workers", "batches2": "whole batches, 2 loader workers",
+             "cache": "the frame cache, no workers"}  # fmt: skip
     results = {k: [] for k in kinds}
     for _ in range(rounds):
         for kind in kinds:
             results[kind].append(rate(kind))
     base = statistics.median(results["frames"])
-    print(f"V's data loader alone, batches of {batch} from {rollouts}, median of {rounds}\n")
+    n = len(CachedFrames(cache, 1))
+    temp.cleanup()
+    print(f"V's data loader alone, batches of {batch} from {rollouts}, median of {rounds}")
+    print(f"(the frame cache: {n} frames, {n * 12288 / 2**20:.0f} MiB, written in "
+          f"{written:.1f} s)\n")  # fmt: skip
     print("| loader | frames/s | × before |\n|---|---:|---:|")
     for kind, label in kinds.items():
         f = statistics.median(results[kind])

@@ -92,3 +92,21 @@ def test_pong_ram_trains_c_on_the_positions_and_the_tracker_follows_the_ball():
     # following the ball loses fewer points in 400 steps than white noise (a wrong sign
     # would chase the paddle away from it)
     assert points["tracker"] > points["random"], points
+
+
+def test_vae_loader_times_the_four_loaders_and_the_cache(tmp_path):
+    from test_datasets import write_rollouts
+
+    folder = write_rollouts(tmp_path / "r", [40, 30])
+    out = _run("vae.py", "--loader", str(folder), "--batches", "16", "--seconds", "0.2",
+               "--rounds", "1")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "the frame cache: 70 frames, 1 MiB" in out.stdout
+    rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith("| ")]
+    assert [r[0] for r in rows[1:]] == [
+        "| a frame at a time, collated (before)",
+        "| whole batches, no workers",
+        "| whole batches, 2 loader workers",
+        "| the frame cache, no workers",
+    ]
+    assert all(float(r[1]) > 0 for r in rows[1:]) and rows[1][2] == "1.00 |"

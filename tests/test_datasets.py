@@ -7,7 +7,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from wmtutor.datasets import FrameDataset, SequenceDataset, rollout_files
+from wmtutor.datasets import (
+    CachedFrames,
+    FrameDataset,
+    SequenceDataset,
+    rollout_files,
+    write_frame_cache,
+)
 from wmtutor.files import RolloutFileError, load_rollout
 
 
@@ -75,6 +81,35 @@ def test_whole_batches_hold_every_frame_once_as_the_single_frames_do(tmp_path):
     assert codes(np.concatenate(list(ordered))) == expected
     with pytest.raises(ValueError, match="batch_size"):
         FrameDataset(folder, batch_size=0)
+
+
+def test_the_frame_cache_holds_every_frame_and_serves_each_once_per_epoch(tmp_path):
+    lengths = [30, 50, 7, 40]
+    files = rollout_files(write_rollouts(tmp_path / "r", lengths))
+    expected = sorted((i, t) for i, T in enumerate(lengths) for t in range(T))
+    path = write_frame_cache(files, tmp_path / "c" / "frames.npy", progress=False)
+    assert [p.name for p in path.parent.iterdir()] == ["frames.npy"]  # no temporary left
+    cache = np.load(path)
+    assert cache.shape == (127, 64, 64, 3) and cache.dtype == np.uint8
+    assert codes(cache) == expected  # every frame, in file order, bytes as in the files
+    np.testing.assert_array_equal(cache[30:80], load_rollout(files[1], ["frames"])["frames"])
+
+    ds = CachedFrames(path, batch_size=10, seed=0, n_frames=127)
+    batches = list(ds)
+    assert len(ds) == len(batches) == 13 and [len(b) for b in batches[:-1]] == [10] * 12
+    assert all(b.dtype == np.uint8 and b.shape[1:] == (64, 64, 3) for b in batches)
+    epoch0 = codes(np.concatenate(batches))
+    assert sorted(epoch0) == expected and epoch0 != expected  # all of them, shuffled
+    assert codes(np.concatenate(list(ds))) == epoch0  # the same seed and epoch: same order
+    ds.set_epoch(1)
+    assert codes(np.concatenate(list(ds))) != epoch0
+    loader = DataLoader(ds, batch_size=None, num_workers=2)
+    assert sorted(codes(torch.cat(list(loader)).numpy())) == expected  # 2 workers: no repeats
+    with pytest.raises(ValueError, match="holds 127 frames, expected 128"):
+        CachedFrames(path, batch_size=10, n_frames=128)
+    np.save(tmp_path / "other.npy", np.zeros((4, 32, 32), np.uint8))
+    with pytest.raises(ValueError, match=r"other.npy.*expected uint8 frames \(N, 64, 64, 3\)"):
+        CachedFrames(tmp_path / "other.npy", batch_size=10)
 
 
 def test_memory_is_bounded_by_the_buffer_not_the_data(tmp_path):

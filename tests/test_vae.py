@@ -21,6 +21,7 @@ from wmtutor.vae import (
     to_frames,
     to_input,
     train_vae,
+    use_frame_cache,
     vae_loss,
 )
 
@@ -166,6 +167,45 @@ def test_resuming_continues_exactly_like_an_uninterrupted_run(tmp_path):
     before = (tmp_path / "resumed" / "vae.pt").read_bytes()
     train_vae(data, tmp_path / "resumed" / "vae.pt", config, progress=False)  # nothing left to do
     assert (tmp_path / "resumed" / "vae.pt").read_bytes() == before
+
+
+def test_the_frame_cache_trains_resumes_exactly_and_is_removed_when_v_is_done(
+    tmp_path, monkeypatch
+):
+    data = square_rollouts(tmp_path / "data")
+    config = dataclasses.replace(TINY, epochs=2, frame_cache="on")
+    straight = tmp_path / "straight" / "vae.pt"
+    log = train_vae(data, straight, config, progress=False)
+    assert log[-1]["epoch"] == 2 and log[-1]["recon"] < 0.9 * log[0]["recon"]
+    assert sorted(p.name for p in straight.parent.iterdir()) == ["vae.pt", "vae_log.jsonl"]
+    # interrupted after epoch 1: the cache stays for the resume, then goes
+    ckpt = tmp_path / "resumed" / "vae.pt"
+    train_vae(data, ckpt, dataclasses.replace(config, epochs=1), progress=False)
+    assert [p.name for p in ckpt.parent.glob("vae_frames_*.npy")] == []  # done for 1 epoch
+    stale = ckpt.with_name("vae_frames_0123456789abcdef.npy")  # other rollouts' cache
+    np.save(stale, np.zeros((1, 64, 64, 3), np.uint8))
+    made = []
+    real = __import__("wmtutor.vae", fromlist=["x"]).write_frame_cache
+    monkeypatch.setattr("wmtutor.vae.write_frame_cache", lambda *a: made.append(a[1]) or real(*a))
+    train_vae(data, ckpt, config, progress=False)
+    assert len(made) == 1 and made[0].name.startswith("vae_frames_") and not stale.exists()
+    assert not made[0].exists()
+    a, b = load_checkpoint(straight), load_checkpoint(ckpt)
+    for key in a["model"]:  # the batches of each epoch come from (seed, epoch) alone
+        torch.testing.assert_close(a["model"][key], b["model"][key])
+
+
+def test_the_frame_cache_is_used_on_a_gpu_when_it_fits_unless_told(tmp_path, monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    auto = dataclasses.replace(TINY, frame_cache="auto")
+    free = __import__("shutil").disk_usage(tmp_path).free
+    assert not use_frame_cache(auto, cpu, 10, tmp_path)  # a CPU keeps up with the files
+    assert use_frame_cache(auto, cuda, 10, tmp_path / "not" / "made")
+    assert not use_frame_cache(auto, cuda, free // 12288, tmp_path)  # more than half the disk
+    assert use_frame_cache(dataclasses.replace(TINY, frame_cache="on"), cpu, 10, tmp_path)
+    assert not use_frame_cache(dataclasses.replace(TINY, frame_cache="off"), cuda, 10, tmp_path)
+    with pytest.raises(ValueError, match="frame_cache"):
+        dataclasses.replace(TINY, frame_cache="always")
 
 
 def test_mismatched_or_broken_checkpoints_are_clear_errors(tmp_path):

@@ -9,6 +9,11 @@ of fixed size:
 * ``SequenceDataset`` yields fixed-length windows over episodes (dicts of
   ``(seq_len, ...)`` arrays plus a ``mask``), for the MDN-RNN.
 
+Where reading is the bottleneck (V on a GPU: the model outruns decompressing the files),
+``write_frame_cache`` copies every frame once into one uint8 array on disk, and
+``CachedFrames`` reads batches from it as a memory map, in a fresh permutation each epoch:
+memory is then the operating system's page cache, which gives back what it must.
+
 Both are ``torch.utils.data.IterableDataset``\\ s: wrap them in a ``DataLoader`` to batch
 (``DataLoader(FrameDataset(dir), batch_size=100)`` gives ``(100, 64, 64, 3)`` uint8
 tensors); with ``num_workers > 0`` each worker reads its own share of the files.
@@ -28,9 +33,13 @@ from pathlib import Path
 
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
+from tqdm.auto import tqdm
 
 from wmtutor.files import RolloutFileError, load_rollout, read_manifest
 from wmtutor.layout import MANIFEST
+from wmtutor.utils import atomic_path
+
+FRAME_BYTES = 64 * 64 * 3  # one uint8 frame
 
 
 def rollout_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
@@ -253,3 +262,71 @@ class SequenceDataset(_Streaming):
                 mask[:n] = 1
                 item["mask"] = mask
                 yield item
+
+
+# ---------------------------------------------------------------------------------------
+# A frame cache: every frame once, in one memory-mapped array
+
+
+def write_frame_cache(
+    files: Sequence[str | os.PathLike], path: str | os.PathLike, progress: bool = True
+) -> Path:
+    """Copy every frame of ``files``, in order, into the ``.npy`` file ``path``: uint8
+    ``(N, 64, 64, 3)``, ``N`` the frames of all files. Written atomically (a killed writer
+    leaves no half cache). Return ``path``."""
+    files = [Path(p) for p in files]
+    lengths = [len(load_rollout(p, ["rewards"])["rewards"]) for p in files]
+    with atomic_path(path) as tmp:
+        cache = np.lib.format.open_memmap(tmp, "w+", np.uint8, (sum(lengths), 64, 64, 3))
+        start = 0
+        for p, n in tqdm(list(zip(files, lengths, strict=True)), "frame cache", unit="file",
+                         disable=not progress, leave=False):  # fmt: skip
+            frames = load_rollout(p, ["frames"])["frames"]
+            if len(frames) != n:
+                raise RolloutFileError(f"{p}: {len(frames)} frames but {n} rewards")
+            cache[start : start + n] = frames
+            start += n
+        cache.flush()
+        del cache
+    return Path(path)
+
+
+class CachedFrames(IterableDataset):
+    """Batches ``(≤ batch_size, 64, 64, 3)`` uint8 from a cache of ``write_frame_cache``.
+
+    Each epoch (``set_epoch``) visits every frame once, in a permutation drawn from
+    ``(seed, epoch)`` (a resumed run sees the same batches); each batch reads its frames in
+    file order, so the disk is read forward. With ``DataLoader(dataset, batch_size=None,
+    num_workers=k)`` each worker yields its share of the batches.
+
+    Raises:
+        ValueError: ``path`` is not a frame cache of ``n_frames`` frames (when given).
+    """
+
+    def __init__(self, path: str | os.PathLike, batch_size: int, seed: int = 0,
+                 n_frames: int | None = None):  # fmt: skip
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.path, self.batch_size, self.seed, self.epoch = Path(path), batch_size, seed, 0
+        frames = np.load(self.path, mmap_mode="r")
+        if frames.dtype != np.uint8 or frames.shape[1:] != (64, 64, 3):
+            raise ValueError(f"{self.path}: {frames.dtype} {frames.shape}, "
+                             "expected uint8 frames (N, 64, 64, 3)")  # fmt: skip
+        if n_frames is not None and len(frames) != n_frames:
+            raise ValueError(f"{self.path} holds {len(frames)} frames, expected {n_frames}")
+        self.n_frames = len(frames)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return -(-self.n_frames // self.batch_size)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        frames = np.load(self.path, mmap_mode="r")  # opened in each worker
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n_frames)
+        info = get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        for b in range(worker, len(self), n_workers):
+            rows = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
+            yield frames[rows]  # fancy indexing copies out of the map

@@ -5,6 +5,7 @@ A *run* is one game, one preset and one seed. Its folder holds every stage's art
     runs/<game>/<preset>/seed<seed>/
         rollouts/                 random episodes (rollout_NNNNN.npz, manifest.json)
         vae.pt  vae_log.jsonl     V
+        vae_frames_<digest>.npy   ... its frame cache, only while it trains (on a GPU)
         latents/                  every rollout encoded by V (M's data)
         mdnrnn.pt  mdnrnn_log.jsonl   M
         controller_<inputs>/      C trained in the real game (state.npz, log.json)
@@ -67,6 +68,13 @@ def log_path(ckpt: str | os.PathLike) -> Path:
     """A checkpoint's training log, beside it: ``vae.pt`` -> ``vae_log.jsonl``."""
     ckpt = Path(ckpt)
     return ckpt.with_name(f"{ckpt.stem}_log.jsonl")
+
+
+def frame_cache_path(ckpt: str | os.PathLike, digest: str) -> Path:
+    """V's frame cache while it trains, beside its checkpoint and named by the digest of
+    the rollouts it copies: ``vae.pt`` -> ``vae_frames_<digest>.npy``."""
+    ckpt = Path(ckpt)
+    return ckpt.with_name(f"{ckpt.stem}_frames_{digest}.npy")
 
 
 def runs_root() -> Path:

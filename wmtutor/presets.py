@@ -160,7 +160,8 @@ class VAE(Section):
 
     RULES = dict(z_dim=COUNT, epochs=COUNT, batch_size=COUNT, lr=POSITIVE, kl_tolerance=NONNEG,
                  precision=PRECISION, buffer_size=COUNT, num_workers=COUNT0,
-                 foreground_weight=Rule("number", 1))  # fmt: skip
+                 foreground_weight=Rule("number", 1),
+                 frame_cache=Rule("choice", choices=("auto", "on", "off")))  # fmt: skip
 
     z_dim: int  # size of the latent z
     epochs: int  # passes over the training frames
@@ -171,6 +172,8 @@ class VAE(Section):
     buffer_size: int = 8192  # frames in the streaming shuffle buffer (12 KB each)
     num_workers: int = 0  # loader processes reading frames (0: in the training process)
     foreground_weight: float = 1.0  # pixels off the median frame count this many times (1: paper)
+    # auto: on a GPU, when the cache fits in half the free disk (12 KB a frame, while V trains)
+    frame_cache: str = "auto"  # read frames from a cache written once: auto | on | off
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ float in [0, 1]; ``z``, ``mu``, ``logvar`` ``(B, z_dim)``.
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -36,7 +37,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from wmtutor.datasets import FrameDataset, rollout_files
+from wmtutor.datasets import (
+    FRAME_BYTES,
+    CachedFrames,
+    FrameDataset,
+    rollout_files,
+    write_frame_cache,
+)
 from wmtutor.files import (
     digest,
     entry_is_whole,
@@ -47,7 +54,7 @@ from wmtutor.files import (
     source_digest,
     write_manifest,
 )
-from wmtutor.layout import MANIFEST
+from wmtutor.layout import MANIFEST, frame_cache_path
 from wmtutor.presets import VAE
 from wmtutor.training import TrainingRun, autocast, load_checkpoint, split_files
 from wmtutor.utils import get_device, remove_stale_tmp
@@ -269,6 +276,16 @@ def evaluate(
     return dict(zip(("loss", "recon", "kl"), (totals / n).tolist(), strict=True))
 
 
+def use_frame_cache(config: VAE, device: torch.device, n_frames: int, folder: Path) -> bool:
+    """Whether V reads its frames from a cache (``config.frame_cache``): ``on``, ``off``,
+    or ``auto``: on a GPU (where decompressing the files one at a time would leave it
+    waiting), when the cache takes at most half the disk's free space."""
+    if config.frame_cache != "auto":
+        return config.frame_cache == "on"
+    folder = next(p for p in (folder, *folder.parents) if p.exists())
+    return device.type == "cuda" and n_frames * FRAME_BYTES <= shutil.disk_usage(folder).free // 2
+
+
 def train_vae(
     rollouts: str | os.PathLike,
     ckpt: str | os.PathLike,
@@ -290,6 +307,11 @@ def train_vae(
     the last finished epoch with the same optimizer state; ``restart=True`` starts over.
     A checkpoint of another z_dim or architecture, or one trained on other rollouts, is
     refused.
+
+    The frames stream from the rollout files through a shuffle buffer, or, where
+    ``use_frame_cache`` says so (on a GPU), come from a frame cache written once beside
+    ``ckpt`` (``vae_frames_<digest>.npy``), kept across an interruption and removed when
+    V is trained.
     """
     ckpt = Path(ckpt)
     device = get_device(device)
@@ -320,11 +342,21 @@ def train_vae(
         run.record(kind="epoch", epoch=0, step=0, **evaluate(model, val, config, 256, background))
         run.write()
 
-    # Whole batches cut from the shuffle buffer (by loader workers if num_workers > 0),
-    # pinned for a fast copy to a GPU.
-    dataset = FrameDataset(train_files, buffer_size=config.buffer_size, seed=seed,
-                           batch_size=config.batch_size)  # fmt: skip
+    # Whole batches, from the frame cache or cut from the shuffle buffer (by loader
+    # workers if num_workers > 0), pinned for a fast copy to a GPU.
     n_frames = sum(len(load_rollout(p, ["rewards"])["rewards"]) for p in train_files)
+    cache = None
+    if run.epoch < config.epochs and use_frame_cache(config, device, n_frames, ckpt.parent):
+        cache = frame_cache_path(ckpt, made_from["rollouts"])
+        for old in ckpt.parent.glob(f"{ckpt.stem}_frames_*.npy"):
+            if old != cache:  # the cache of rollouts that have changed since
+                old.unlink()
+        if not cache.exists():
+            write_frame_cache(train_files, cache, progress)
+        dataset = CachedFrames(cache, config.batch_size, seed, n_frames)
+    else:
+        dataset = FrameDataset(train_files, buffer_size=config.buffer_size, seed=seed,
+                               batch_size=config.batch_size)  # fmt: skip
     model.train()
     while run.epoch < config.epochs:
         dataset.set_epoch(run.epoch)
@@ -343,6 +375,8 @@ def train_vae(
             optimizer.step()
             run.step(len(x), loss=loss, recon=recon, kl=kl)
         run.end_epoch(**evaluate(model, val, config, 256, background))
+    if cache is not None:  # V is trained: the cache has served (12 KB a frame of disk)
+        cache.unlink()
     return run.log
 
 
