@@ -187,6 +187,34 @@ def test_a_bad_flag_is_refused_in_one_line_before_anything_is_made(
     assert not (tmp_path / "runs").exists()  # refused before any folder was made
 
 
+def test_a_stage_interrupted_and_run_again_counts_every_call(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setattr(pipeline, "CLOCK_EVERY", 0.05)
+    clock, stages, said = tmp_path / "pipeline_clock.json", {}, []
+
+    def interrupted():
+        time.sleep(0.3)
+        assert max(json.loads(clock.read_text()).values()) > 0.1  # written while it runs
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipeline._timed("controller", interrupted, stages, said.append, clock)
+    first = json.loads(clock.read_text())["controller"]
+    assert first >= 0.3 and stages == {}
+    pipeline._timed("controller", lambda: time.sleep(0.2), stages, said.append, clock)
+    assert stages["controller"] >= first + 0.2  # both calls
+    assert not clock.exists()  # finished: off the clock
+    pipeline._timed("controller", lambda: None, stages, said.append, clock)  # a check
+    assert stages["controller"] >= first + 0.2  # keeps the time of the work
+    # another tau's stage of the same name keeps its own time
+    with pytest.raises(KeyboardInterrupt):
+        pipeline._timed("controller", interrupted, {}, said.append, clock, "zh_tau1/controller")
+    pipeline._timed("controller", lambda: None, {}, said.append, clock, "zh_tau2/controller")
+    assert said[-1] == "[controller] 0 s"
+    assert list(json.loads(clock.read_text())) == ["zh_tau1/controller"]
+
+
 def test_validation_and_test_episodes_never_meet_and_choose_the_best_round():
     test = {rollout_seed(TEST_SEED, 0, j) for j in range(1000)}
     validation = {rollout_seed(VALIDATION_SEED, 0, j) for j in range(1000)}

@@ -19,6 +19,7 @@ A *run* is one game, one preset and one seed. Its folder holds every stage's art
                 controller/           C trained in this round's dream
         tau_sweep/<inputs>_tau<tau>/  the temperature sweep's shorter runs
         pipeline.json             `wmtutor pipeline`: stage times and scores
+        pipeline_clock.json       ... the time so far of a stage not yet finished
         bundle.json               `wmtutor bundle import`: the manifest of the bundle the
                                   run's models came from (they are used as they are)
         initial_latents.npz       ... and where its dreams start (first-frame mu, logvar)
@@ -59,6 +60,7 @@ CONTROLLER_LOG = "log.json"
 RESULTS = "results.json"  # the real-game test (test seeds)
 VALIDATION = "validation.json"  # real episodes of the validation seeds
 PIPELINE = "pipeline.json"
+PIPELINE_CLOCK = "pipeline_clock.json"  # the time so far of stages not yet finished
 DREAM_VS_REAL_GIF = "dream_vs_real.gif"
 BUNDLE = "bundle.json"  # in a run's folder: its models came from a bundle (wmtutor.bundle)
 INITIAL_LATENTS = "initial_latents.npz"  # a bundle's dream starts, in place of latents/
@@ -210,6 +212,10 @@ class Run:
     @property
     def pipeline(self) -> Path:
         return self.folder / PIPELINE
+
+    @property
+    def pipeline_clock(self) -> Path:
+        return self.folder / PIPELINE_CLOCK
 
     # A run imported from a bundle (``wmtutor bundle import``, ``wmtutor.bundle``)
     @property

@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import statistics
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -691,14 +692,61 @@ def _newer(picture: Path, source: Path) -> bool:
     return picture.stat().st_mtime >= source.stat().st_mtime
 
 
-def _timed(name: str, action: Callable[[], object], stages: dict,
-           log: Callable[[str], None]) -> None:  # fmt: skip
-    """Run one stage, logging it; ``stages[name]`` keeps its seconds. A stage that had
-    nothing left to do (resumed) keeps the time of the run that did the work."""
+CLOCK_EVERY = 30.0  # seconds between two writes of a running stage's time so far
+
+
+def _read_clock(clock: Path) -> dict[str, float]:
+    try:
+        times = json.loads(clock.read_text())
+    except (FileNotFoundError, ValueError):  # none yet, or not ours: start from zero
+        return {}
+    return times if isinstance(times, dict) else {}
+
+
+def _write_clock(clock: Path, key: str, seconds: float | None) -> None:
+    times = _read_clock(clock)
+    if seconds is None:
+        times.pop(key, None)
+    else:
+        times[key] = round(seconds, 1)
+    if not times:  # every stage finished: no clock
+        clock.unlink(missing_ok=True)
+        return
+    with atomic_path(clock) as tmp:
+        tmp.write_text(json.dumps(times, indent=1))
+
+
+def _timed(name: str, action: Callable[[], object], stages: dict, log: Callable[[str], None],
+           clock: Path, key: str | None = None) -> None:  # fmt: skip
+    """Run one stage, logging it; ``stages[name]`` keeps its seconds.
+
+    A stage interrupted (Ctrl-C, a crash, even a kill) and run again counts the time of
+    every call: while it runs, its time so far is written to ``clock`` (under ``key``,
+    default ``name``) every ``CLOCK_EVERY`` seconds and when it stops, and the next call
+    starts from there; a finished stage leaves the clock. A stage that had nothing left
+    to do (resumed) keeps the time of the run that did the work.
+    """
+    key = key or name
     log(f"[{name}] ...")
+    before = _read_clock(clock).get(key, 0.0)
     start = time.perf_counter()
-    action()
-    seconds = time.perf_counter() - start
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(CLOCK_EVERY):
+            _write_clock(clock, key, before + time.perf_counter() - start)
+
+    ticker = threading.Thread(target=tick, name=f"clock {key}", daemon=True)
+    ticker.start()
+    finished = False
+    try:
+        action()
+        finished = True
+    finally:
+        stop.set()
+        ticker.join()
+        seconds = before + time.perf_counter() - start
+        _write_clock(clock, key, None if finished else seconds)
     if name not in stages or seconds > stages[name]:
         stages[name] = round(seconds, 1)
     log(f"[{name}] {seconds:.0f} s")
@@ -722,8 +770,9 @@ def run_pipeline(
     ``extra_rounds``, none by default) -> evaluate (the best of them, chosen on validation
     alone, on the test episodes: the only time they are played) -> gifs. Each stage
     resumes: a stage already done costs only the check. The record (``pipeline.json`` in
-    the run's folder, rewritten after each stage) has ``stages`` (``{name: seconds}``, the
-    time of the run that did the work), ``total_seconds``, ``validation`` (one per round),
+    the run's folder, rewritten after each stage) has ``stages`` (``{name: seconds}``: a
+    stage's time, its interrupted calls added up; a check of a stage done keeps the time
+    of the run that did the work), ``total_seconds``, ``validation`` (one per round),
     ``chosen_round``, ``result`` (the chosen round's test: real-game, random and dream
     scores, see ``score_controller``) and ``gifs``; ``dreams`` keeps the record of every
     other ``tau``.
@@ -792,7 +841,8 @@ def run_pipeline(
             tmp.write_text(json.dumps(record, indent=1))
 
     def do(name: str, action: Callable[[], object]) -> None:
-        _timed(name, action, stages, log)
+        _timed(name, action, stages, log, run.pipeline_clock,
+               name if name in SHARED_STAGES else f"{key}/{name}")  # fmt: skip
         save()
 
     names = stage_names(rounds)
@@ -917,7 +967,8 @@ def run_real_pipeline(
             tmp.write_text(json.dumps(record, indent=1))
 
     for name in REAL_STAGES:
-        _timed(name, actions[name], stages, log)
+        _timed(name, actions[name], stages, log, run.pipeline_clock,
+               name if name in SHARED_STAGES else f"real/{name}")  # fmt: skip
         save()
     record["stages"] = {k: stages[k] for k in REAL_STAGES}
     record["total_seconds"] = round(sum(record["stages"].values()), 1)
