@@ -112,6 +112,21 @@ def test_the_frame_cache_holds_every_frame_and_serves_each_once_per_epoch(tmp_pa
         CachedFrames(tmp_path / "other.npy", batch_size=10)
 
 
+def test_a_disk_without_room_for_the_cache_is_a_clear_error(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    files = rollout_files(write_rollouts(tmp_path / "r", [5]))
+
+    def full(fd, offset, size):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    with pytest.raises(OSError, match="no room for the frame cache .*frames.npy"):
+        write_frame_cache(files, tmp_path / "c" / "frames.npy", progress=False)
+    assert list((tmp_path / "c").iterdir()) == []  # nothing half-written left
+
+
 def test_memory_is_bounded_by_the_buffer_not_the_data(tmp_path):
     small = write_rollouts(tmp_path / "small", [60] * 3)
     large = write_rollouts(tmp_path / "large", [60] * 24)

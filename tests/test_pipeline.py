@@ -215,6 +215,50 @@ def test_a_stage_interrupted_and_run_again_counts_every_call(tmp_path, monkeypat
     assert list(json.loads(clock.read_text())) == ["zh_tau1/controller"]
 
 
+def test_the_clock_never_fails_a_stage(tmp_path):
+    clock = tmp_path / "pipeline_clock.json"
+    clock.write_text('{"vae": "soon", "mdnrnn": 12.5}')  # not all numbers: those are read
+    assert pipeline._read_clock(clock) == {"mdnrnn": 12.5}
+    clock.write_text("[1, 2]")
+    assert pipeline._read_clock(clock) == {}
+    clock.unlink()
+    blocked = tmp_path / "a file" / "pipeline_clock.json"  # its folder is a file
+    blocked.parent.write_text("")
+    with pytest.warns(UserWarning, match="stage times could not be kept"):
+        pipeline._write_clock(blocked, "vae", 3.0)
+    stages = {}
+    with pytest.raises(ValueError, match="bad"):  # a stage that fails at once: no clock
+        pipeline._timed("vae", lambda: (_ for _ in ()).throw(ValueError("bad")), stages,
+                        lambda _: None, clock)  # fmt: skip
+    assert not clock.exists() and stages == {}
+
+
+def test_a_checkpoint_keeps_its_own_settings_and_the_run_chooses_how_to_run(tmp_path):
+    import dataclasses
+
+    from wmtutor.presets import VAE
+
+    preset = VAE(z_dim=8, epochs=5, batch_size=16, lr=1e-3, frame_cache="off", num_workers=2)
+    old = {
+        "z_dim": 8,
+        "epochs": 2,
+        "batch_size": 32,
+        "lr": 3e-4,
+        "kl_tolerance": 0.5,
+        "precision": "fp32",
+        "buffer_size": 64,
+        "num_workers": 0,
+        "architecture": "x",
+    }
+    own = pipeline._own_config(VAE, old, preset)  # made before foreground_weight, frame_cache
+    assert (own.epochs, own.batch_size, own.lr, own.foreground_weight) == (2, 32, 3e-4, 1.0)
+    assert (own.frame_cache, own.num_workers) == ("off", 2)  # how to run: this run's
+    assert pipeline._own_config(VAE, {"z_dim": 8}, preset) is preset  # too old to read
+    assert dataclasses.asdict(pipeline._own_config(VAE, dataclasses.asdict(preset), preset)) == (
+        dataclasses.asdict(preset)
+    )
+
+
 def test_validation_and_test_episodes_never_meet_and_choose_the_best_round():
     test = {rollout_seed(TEST_SEED, 0, j) for j in range(1000)}
     validation = {rollout_seed(VALIDATION_SEED, 0, j) for j in range(1000)}

@@ -70,6 +70,7 @@ def test_ppo_trains_saves_resumes_and_its_actor_plays_as_sb3_would(mdnrnn, tmp_p
     temp = tmp_path / "temp"  # SB3's default logger makes a folder here on every learn()
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)  # else SB3 would write there
     chunk = CONFIG.n_envs * CONFIG.n_steps
     log = train_ppo(tmp_path / "ppo", dream(mdnrnn, max_steps=20), CONFIG, 2 * chunk, seed=1,
                     progress=False)  # fmt: skip

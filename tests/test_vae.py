@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from wmtutor.cli import main as cli_main
-from wmtutor.files import load_rollout, read_manifest
+from wmtutor.files import load_rollout, read_manifest, source_digest
+from wmtutor.layout import frame_cache_path
 from wmtutor.presets import VAE
 from wmtutor.training import load_checkpoint, save_checkpoint
 from wmtutor.vae import (
@@ -172,27 +173,58 @@ def test_resuming_continues_exactly_like_an_uninterrupted_run(tmp_path):
 def test_the_frame_cache_trains_resumes_exactly_and_is_removed_when_v_is_done(
     tmp_path, monkeypatch
 ):
+    import wmtutor.vae as vae_module
+
     data = square_rollouts(tmp_path / "data")
     config = dataclasses.replace(TINY, epochs=2, frame_cache="on")
     straight = tmp_path / "straight" / "vae.pt"
     log = train_vae(data, straight, config, progress=False)
     assert log[-1]["epoch"] == 2 and log[-1]["recon"] < 0.9 * log[0]["recon"]
     assert sorted(p.name for p in straight.parent.iterdir()) == ["vae.pt", "vae_log.jsonl"]
-    # interrupted after epoch 1: the cache stays for the resume, then goes
+
+    # interrupted in the middle of epoch 2: the cache stays for the resume
     ckpt = tmp_path / "resumed" / "vae.pt"
-    train_vae(data, ckpt, dataclasses.replace(config, epochs=1), progress=False)
-    assert [p.name for p in ckpt.parent.glob("vae_frames_*.npy")] == []  # done for 1 epoch
+    calls, real_loss = [], vae_module.vae_loss
+
+    def interrupt_in_epoch_2(*args):
+        calls.append(1)
+        if len(calls) == 14:  # 9 batches an epoch (136 frames / 16)
+            raise KeyboardInterrupt
+        return real_loss(*args)
+
+    monkeypatch.setattr(vae_module, "vae_loss", interrupt_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_vae(data, ckpt, config, progress=False)
+    monkeypatch.setattr(vae_module, "vae_loss", real_loss)
+    (cache,) = ckpt.parent.glob("vae_frames_*.npy")
     stale = ckpt.with_name("vae_frames_0123456789abcdef.npy")  # other rollouts' cache
+    mine = ckpt.with_name("vae_frames_mine.npy")  # not a cache's name: the user's file
     np.save(stale, np.zeros((1, 64, 64, 3), np.uint8))
+    np.save(mine, np.zeros(1))
     made = []
-    real = __import__("wmtutor.vae", fromlist=["x"]).write_frame_cache
-    monkeypatch.setattr("wmtutor.vae.write_frame_cache", lambda *a: made.append(a[1]) or real(*a))
+    real_write = vae_module.write_frame_cache
+    monkeypatch.setattr(
+        vae_module, "write_frame_cache", lambda *a: made.append(a) or real_write(*a)
+    )
     train_vae(data, ckpt, config, progress=False)
-    assert len(made) == 1 and made[0].name.startswith("vae_frames_") and not stale.exists()
-    assert not made[0].exists()
+    assert made == [] and not cache.exists() and not stale.exists() and mine.exists()
     a, b = load_checkpoint(straight), load_checkpoint(ckpt)
     for key in a["model"]:  # the batches of each epoch come from (seed, epoch) alone
         torch.testing.assert_close(a["model"][key], b["model"][key])
+
+    # a cache cut short is written again; one left by a run told "off" is removed
+    other = tmp_path / "other" / "vae.pt"
+    train_vae(data, other, dataclasses.replace(config, epochs=1), progress=False)
+    broken = frame_cache_path(other, source_digest(data))
+    np.save(broken, np.zeros((3, 64, 64, 3), np.uint8))
+    made.clear()
+    with pytest.warns(UserWarning, match="holds 3 frames.*writing the frame cache again"):
+        train_vae(data, other, config, progress=False)
+    assert len(made) == 1 and not broken.exists()
+    np.save(broken, np.zeros((3, 64, 64, 3), np.uint8))
+    train_vae(data, other, dataclasses.replace(config, epochs=3, frame_cache="off"),
+              progress=False)  # fmt: skip
+    assert len(made) == 1 and not broken.exists()
 
 
 def test_the_frame_cache_is_used_on_a_gpu_when_it_fits_unless_told(tmp_path, monkeypatch):

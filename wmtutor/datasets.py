@@ -278,17 +278,35 @@ def write_frame_cache(
     lengths = [len(load_rollout(p, ["rewards"])["rewards"]) for p in files]
     with atomic_path(path) as tmp:
         cache = np.lib.format.open_memmap(tmp, "w+", np.uint8, (sum(lengths), 64, 64, 3))
-        start = 0
-        for p, n in tqdm(list(zip(files, lengths, strict=True)), "frame cache", unit="file",
-                         disable=not progress, leave=False):  # fmt: skip
-            frames = load_rollout(p, ["frames"])["frames"]
-            if len(frames) != n:
-                raise RolloutFileError(f"{p}: {len(frames)} frames but {n} rewards")
-            cache[start : start + n] = frames
-            start += n
-        cache.flush()
-        del cache
+        try:
+            _reserve(tmp)  # the disk space now, or a clear error (a full disk under a
+            start = 0  # memory map would kill the process with SIGBUS, no message)
+            for p, n in tqdm(list(zip(files, lengths, strict=True)), "frame cache",
+                             unit="file", disable=not progress, leave=False):  # fmt: skip
+                frames = load_rollout(p, ["frames"])["frames"]
+                if len(frames) != n:
+                    raise RolloutFileError(f"{p}: {len(frames)} frames but {n} rewards")
+                cache[start : start + n] = frames
+                start += n
+            cache.flush()
+        finally:
+            del cache  # the map closes, on failure too
     return Path(path)
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the whole of file ``path`` on disk (where the system can), or raise."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    size = path.stat().st_size
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as err:
+        raise OSError(err.errno, f"no room for the frame cache {path} "
+                      f"({size / 2**20:.0f} MiB): {err.strerror}") from err  # fmt: skip
+    finally:
+        os.close(fd)
 
 
 class CachedFrames(IterableDataset):

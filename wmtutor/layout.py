@@ -42,6 +42,7 @@ This module only names paths. It imports nothing of wmtutor but the presets.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,15 @@ def frame_cache_path(ckpt: str | os.PathLike, digest: str) -> Path:
     the rollouts it copies: ``vae.pt`` -> ``vae_frames_<digest>.npy``."""
     ckpt = Path(ckpt)
     return ckpt.with_name(f"{ckpt.stem}_frames_{digest}.npy")
+
+
+def frame_caches(ckpt: str | os.PathLike) -> list[Path]:
+    """The frame caches beside ``ckpt`` (``frame_cache_path``'s names, whatever the digest)."""
+    ckpt = Path(ckpt)
+    name = re.compile(re.escape(ckpt.stem) + r"_frames_[0-9a-f]{16}\.npy")
+    if not ckpt.parent.is_dir():
+        return []
+    return sorted(p for p in ckpt.parent.iterdir() if name.fullmatch(p.name))
 
 
 def runs_root() -> Path:

@@ -40,6 +40,7 @@ import os
 import statistics
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -92,12 +93,25 @@ def make_run(game: str, preset: Preset | str | None = None, seed: int | None = N
     return run
 
 
+RUN_TIME_FIELDS = ("num_workers", "frame_cache")  # how to run a stage, not what it makes
+
+
 def _own_config(cls, saved: dict, default):
-    """The settings an artifact was made with (its checkpoint's config), else ``default``."""
-    names = [f.name for f in dataclasses.fields(cls)]
-    if not all(n in saved for n in names):
+    """The settings an artifact was made with (its checkpoint's config; a setting newer
+    than the checkpoint takes its default), else ``default``; how to run it (loader
+    workers, the frame cache) is always ``default``'s."""
+    fields = dataclasses.fields(cls)
+    needed = [
+        f.name
+        for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if not all(n in saved for n in needed):
         return default
-    return cls(**{n: saved[n] for n in names})
+    values = {f.name: saved[f.name] for f in fields if f.name in saved}
+    values.update({f.name: getattr(default, f.name) for f in fields
+                   if f.name in RUN_TIME_FIELDS})  # fmt: skip
+    return cls(**values)
 
 
 # ---------------------------------------------------------------------------------------
@@ -696,24 +710,32 @@ CLOCK_EVERY = 30.0  # seconds between two writes of a running stage's time so fa
 
 
 def _read_clock(clock: Path) -> dict[str, float]:
+    """The clock's times; none (start from zero) if it is missing or not a clock."""
     try:
         times = json.loads(clock.read_text())
-    except (FileNotFoundError, ValueError):  # none yet, or not ours: start from zero
+    except (OSError, ValueError):
         return {}
-    return times if isinstance(times, dict) else {}
+    if not isinstance(times, dict):
+        return {}
+    return {k: float(v) for k, v in times.items() if isinstance(v, (int, float))}
 
 
 def _write_clock(clock: Path, key: str, seconds: float | None) -> None:
+    """Set (or, with None, remove) one stage's time so far. The clock never fails a
+    stage: a write that fails is a warning."""
     times = _read_clock(clock)
     if seconds is None:
         times.pop(key, None)
     else:
         times[key] = round(seconds, 1)
-    if not times:  # every stage finished: no clock
-        clock.unlink(missing_ok=True)
-        return
-    with atomic_path(clock) as tmp:
-        tmp.write_text(json.dumps(times, indent=1))
+    try:
+        if not times:  # every stage finished: no clock
+            clock.unlink(missing_ok=True)
+            return
+        with atomic_path(clock) as tmp:
+            tmp.write_text(json.dumps(times, indent=1))
+    except OSError as err:
+        warnings.warn(f"the stage times could not be kept in {clock}: {err}", stacklevel=2)
 
 
 def _timed(name: str, action: Callable[[], object], stages: dict, log: Callable[[str], None],
@@ -746,7 +768,8 @@ def _timed(name: str, action: Callable[[], object], stages: dict, log: Callable[
         stop.set()
         ticker.join()
         seconds = before + time.perf_counter() - start
-        _write_clock(clock, key, None if finished else seconds)
+        if finished or seconds >= 1:  # a stage that failed at once leaves no clock
+            _write_clock(clock, key, None if finished else seconds)
     if name not in stages or seconds > stages[name]:
         stages[name] = round(seconds, 1)
     log(f"[{name}] {seconds:.0f} s")

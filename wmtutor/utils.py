@@ -82,6 +82,12 @@ def get_device(name: str | torch.device | None = None) -> torch.device:
 TMP_SUFFIX = ".tmp"
 
 
+# The process's umask, read once: reading it means setting it, which threads (the
+# pipeline's clock) must not do at the same time.
+UMASK = os.umask(0)
+os.umask(UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
@@ -102,9 +108,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
+    os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; give the file the usual mode
     try:
         yield tmp
         os.replace(tmp, path)

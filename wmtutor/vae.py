@@ -54,7 +54,7 @@ from wmtutor.files import (
     source_digest,
     write_manifest,
 )
-from wmtutor.layout import MANIFEST, frame_cache_path
+from wmtutor.layout import MANIFEST, frame_cache_path, frame_caches
 from wmtutor.presets import VAE
 from wmtutor.training import TrainingRun, autocast, load_checkpoint, split_files
 from wmtutor.utils import get_device, remove_stale_tmp
@@ -345,16 +345,25 @@ def train_vae(
     # Whole batches, from the frame cache or cut from the shuffle buffer (by loader
     # workers if num_workers > 0), pinned for a fast copy to a GPU.
     n_frames = sum(len(load_rollout(p, ["rewards"])["rewards"]) for p in train_files)
-    cache = None
-    if run.epoch < config.epochs and use_frame_cache(config, device, n_frames, ckpt.parent):
-        cache = frame_cache_path(ckpt, made_from["rollouts"])
-        for old in ckpt.parent.glob(f"{ckpt.stem}_frames_*.npy"):
-            if old != cache:  # the cache of rollouts that have changed since
-                old.unlink()
-        if not cache.exists():
+    cache = frame_cache_path(ckpt, made_from["rollouts"])
+    for old in frame_caches(ckpt):
+        if old != cache or run.epoch >= config.epochs:  # other rollouts', or V is done
+            old.unlink()
+    dataset = None
+    if run.epoch < config.epochs and (
+        (cache.exists() and config.frame_cache != "off")  # an interrupted run's: go on with it
+        or use_frame_cache(config, device, n_frames, ckpt.parent)
+    ):
+        if cache.exists():
+            try:
+                dataset = CachedFrames(cache, config.batch_size, seed, n_frames)
+            except ValueError as err:  # not a whole cache of these frames: write it again
+                warnings.warn(f"{err}: writing the frame cache again", stacklevel=2)
+        if dataset is None:
             write_frame_cache(train_files, cache, progress)
-        dataset = CachedFrames(cache, config.batch_size, seed, n_frames)
+            dataset = CachedFrames(cache, config.batch_size, seed, n_frames)
     else:
+        cache.unlink(missing_ok=True)  # told "off" after an interruption: not needed
         dataset = FrameDataset(train_files, buffer_size=config.buffer_size, seed=seed,
                                batch_size=config.batch_size)  # fmt: skip
     model.train()
@@ -375,8 +384,7 @@ def train_vae(
             optimizer.step()
             run.step(len(x), loss=loss, recon=recon, kl=kl)
         run.end_epoch(**evaluate(model, val, config, 256, background))
-    if cache is not None:  # V is trained: the cache has served (12 KB a frame of disk)
-        cache.unlink()
+    cache.unlink(missing_ok=True)  # V is trained: the cache has served (12 KB a frame)
     return run.log
 
 
