@@ -125,7 +125,13 @@ def loader(rollouts: str, batch: int, seconds: float, rounds: int) -> None:
 
     from torch.utils.data import DataLoader
 
-    from wmtutor.datasets import CachedFrames, FrameDataset, rollout_files, write_frame_cache
+    from wmtutor.datasets import (
+        FRAME_BYTES,
+        CachedFrames,
+        FrameDataset,
+        rollout_files,
+        write_frame_cache,
+    )
 
     temp = tempfile.TemporaryDirectory()
     start = time.perf_counter()
@@ -162,7 +168,7 @@ def loader(rollouts: str, batch: int, seconds: float, rounds: int) -> None:
     n = len(CachedFrames(cache, 1))
     temp.cleanup()
     print(f"V's data loader alone, batches of {batch} from {rollouts}, median of {rounds}")
-    print(f"(the frame cache: {n} frames, {n * 12288 / 2**20:.0f} MiB, written in "
+    print(f"(the frame cache: {n} frames, {n * FRAME_BYTES / 2**20:.0f} MiB, written in "
           f"{written:.1f} s)\n")  # fmt: skip
     print("| loader | frames/s | × before |\n|---|---:|---:|")
     for kind, label in kinds.items():

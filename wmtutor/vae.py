@@ -282,8 +282,10 @@ def use_frame_cache(config: VAE, device: torch.device, n_frames: int, folder: Pa
     waiting), when the cache takes at most half the disk's free space."""
     if config.frame_cache != "auto":
         return config.frame_cache == "on"
+    if device.type != "cuda":
+        return False
     folder = next(p for p in (folder, *folder.parents) if p.exists())
-    return device.type == "cuda" and n_frames * FRAME_BYTES <= shutil.disk_usage(folder).free // 2
+    return n_frames * FRAME_BYTES <= shutil.disk_usage(folder).free // 2
 
 
 def train_vae(
@@ -347,7 +349,7 @@ def train_vae(
     n_frames = sum(len(load_rollout(p, ["rewards"])["rewards"]) for p in train_files)
     cache = frame_cache_path(ckpt, made_from["rollouts"])
     for old in frame_caches(ckpt):
-        if old != cache or run.epoch >= config.epochs:  # other rollouts', or V is done
+        if old != cache:  # the cache of other rollouts (this one goes when V is trained)
             old.unlink()
     dataset = None
     if run.epoch < config.epochs and (
@@ -363,7 +365,6 @@ def train_vae(
             write_frame_cache(train_files, cache, progress)
             dataset = CachedFrames(cache, config.batch_size, seed, n_frames)
     else:
-        cache.unlink(missing_ok=True)  # told "off" after an interruption: not needed
         dataset = FrameDataset(train_files, buffer_size=config.buffer_size, seed=seed,
                                batch_size=config.batch_size)  # fmt: skip
     model.train()
