@@ -344,3 +344,19 @@ def test_cli_trains_and_encodes(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli_main(["train-vae", *common, "--out", str(tmp_path / "v"), "--z-dim", "4"])
     assert exit_info.value.code == 2 and "restart" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_v_reads_its_frames_from_the_cache(tmp_path, monkeypatch):
+    import wmtutor.vae as vae_module
+
+    data = square_rollouts(tmp_path / "data")
+    made, real_write = [], vae_module.write_frame_cache
+    monkeypatch.setattr(
+        vae_module, "write_frame_cache", lambda *a: made.append(a) or real_write(*a)
+    )
+    ckpt = tmp_path / "v" / "vae.pt"
+    log = train_vae(data, ckpt, dataclasses.replace(TINY, epochs=1), device="cuda", progress=False)
+    assert len(made) == 1 and log[-1]["epoch"] == 1  # auto: the cache, on CUDA
+    assert sorted(p.name for p in ckpt.parent.iterdir()) == ["vae.pt", "vae_log.jsonl"]
+    assert load_vae(ckpt, device="cpu").fc_mu.weight.device.type == "cpu"
