@@ -85,6 +85,24 @@ def probe_r2(mu: np.ndarray, centres: list) -> tuple[float, float]:
     return float(r2[0]), float(r2[1])
 
 
+def measure(vae, frames: np.ndarray, balls: list, paddles: list) -> dict:
+    """What V keeps of ``frames``: for the ball and the agent's paddle, ``(contrast in the
+    frame, contrast in V's picture, share kept, R² row, R² column)``; and ``spread`` (the
+    std of ``mu`` over the frames, mean over z's dimensions) and ``sigma`` (V's own, mean)."""
+    mu, logvar = encode_frames(vae, frames)
+    with torch.no_grad():
+        recon = np.concatenate(
+            [decode_latent(vae, mu[i : i + 512]) for i in range(0, len(mu), 512)]
+        )
+    found = {}
+    for name, centres in (("ball", balls), ("agent's paddle", paddles)):
+        seen, rebuilt = contrast(frames, centres), contrast(recon, centres)
+        found[name] = (seen, rebuilt, float((rebuilt >= 0.5 * seen).mean()), *probe_r2(mu, centres))
+    found["spread"] = float(np.std(mu, axis=0).mean())
+    found["sigma"] = float(np.exp(0.5 * logvar).mean())
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default=None)
@@ -100,25 +118,19 @@ def main() -> None:
     else:
         vae, _ = get_vae("pong", preset, seed=args.seed, device=args.device)
     frames, balls, paddles = play(args.episodes, args.steps, preset.pong.data.frame_skip)
-    mu, logvar = encode_frames(vae, frames)
-    with torch.no_grad():
-        recon = np.concatenate(
-            [decode_latent(vae, mu[i : i + 512]) for i in range(0, len(mu), 512)]
-        )
     print(f"Pong, preset {preset.name}: {len(frames)} frames of random play, "
           f"{args.episodes} new episodes\n")  # fmt: skip
     print("| object | frames with it | contrast in the 64×64 frame (median) | "
           "in V's reconstruction (median) | kept (≥ half the contrast) | "
           "R² row from z | R² column from z |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, centres in (("ball", balls), ("agent's paddle", paddles)):
-        seen, rebuilt = contrast(frames, centres), contrast(recon, centres)
-        kept = rebuilt >= 0.5 * seen
-        row, column = probe_r2(mu, centres)
-        print(f"| {name} | {len(seen)} | {np.median(seen):.0f} | {np.median(rebuilt):.0f} | "
-              f"{kept.mean():.1%} | {row:.2f} | {column:.2f} |")  # fmt: skip
+    found = measure(vae, frames, balls, paddles)
+    for name in ("ball", "agent's paddle"):
+        seen, rebuilt, kept, row, column = found[name]
+        print(f"| {name} | {seen.size} | {np.median(seen):.0f} | {np.median(rebuilt):.0f} | "
+              f"{kept:.1%} | {row:.2f} | {column:.2f} |")  # fmt: skip
     # What C sees move: a weight of 0.1 on a z that moves by 0.001 moves y by nothing.
-    spread, sigma = float(np.std(mu, axis=0).mean()), float(np.exp(0.5 * logvar).mean())
+    spread, sigma = found["spread"], found["sigma"]
     print(f"\nHow much z moves over these frames: std of mu {spread:.4f} per dimension "
           f"(mean over dimensions; the prior's is 1), V's own sigma {sigma:.2f}")  # fmt: skip
 

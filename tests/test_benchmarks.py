@@ -3,6 +3,7 @@ print their tables, and fail when what they check is false."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -10,6 +11,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,6 +64,29 @@ def test_pong_ball_measures_the_ball_and_the_paddle(tmp_path):
     assert rows["agent's paddle"][6].strip(" |") == "nan"  # its column never moves
     moves = re.search(r"std of mu ([\d.]+) per dimension .* sigma ([\d.]+)", out.stdout)
     assert moves and float(moves[1]) > 0 and 0 < float(moves[2]) < 10, out.stdout
+
+
+def test_pong_v_trains_and_measures_each_variant(tmp_path):
+    names = ["preset", "no-sampling", "broadcast-decoder", "centred-input", "blurred-loss"]
+    out = _run("pong_v.py", "--preset", "tiny", "--out", str(tmp_path / "v"), "--episodes",
+               "1", "--steps", "40", "--variants", *names,
+               env={"WMTUTOR_RUNS": str(tmp_path)})  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith("| ")][1:]
+    assert [r[0][2:] for r in rows] == names
+    for r in rows:
+        assert float(r[1]) > 0 and 0 <= float(r[2].rstrip("%")) <= 100  # recon, ball kept
+        assert float(r[5]) > 0 and float(r[6]) > 0  # z's spread, V's sigma
+    # each variant is the V it says: its own decoder; an encoder's input multiplied by 10;
+    # a loss with the blurred errors added (before any step, the same V: the same recon)
+    state = torch.load(tmp_path / "v" / "broadcast-decoder" / "vae.pt", weights_only=True)
+    assert "fc_decode.weight" not in state["model"] and "decoder.0.weight" in state["model"]
+    spread = {r[0][2:]: float(r[5]) for r in rows}
+    assert spread["centred-input"] > 3 * spread["preset"], spread
+    first = {n: json.loads((tmp_path / "v" / n / "vae_log.jsonl").open().readline())
+             for n in ("preset", "blurred-loss")}  # fmt: skip
+    assert first["blurred-loss"]["recon"] == pytest.approx(first["preset"]["recon"])
+    assert first["blurred-loss"]["loss"] > 2 * first["preset"]["loss"], first
 
 
 def test_joint_compares_separate_and_joint_training(tmp_path):
