@@ -89,6 +89,18 @@ def test_pong_v_trains_and_measures_each_variant(tmp_path):
     assert first["blurred-loss"]["loss"] > 2 * first["preset"]["loss"], first
 
 
+def test_threads_times_one_job_then_two_with_each_thread_setting():
+    out = _run("threads.py", "--seconds", "0.5")
+    assert out.returncode == 0, out.stderr
+    rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith("| ")][1:]
+    assert [r[0][2:].split(",")[0] for r in rows] == ["one job", "two jobs", "two jobs"]
+    for r, jobs in zip(rows, (1, 2, 2), strict=True):
+        each = [float(x) for x in r[1].split(" / ")]
+        assert len(each) == jobs and all(x > 0 for x in each)
+        assert float(r[2]) == pytest.approx(sum(each), abs=1)  # "in all" adds the jobs up
+    assert float(rows[0][3].strip(" |")) == 1.0
+
+
 def test_joint_compares_separate_and_joint_training(tmp_path):
     out = _run("joint.py", "--preset", "tiny", "--n-rollouts", "4",
                env={"WMTUTOR_RUNS": str(tmp_path)})  # fmt: skip
