@@ -67,26 +67,32 @@ def test_pong_ball_measures_the_ball_and_the_paddle(tmp_path):
 
 
 def test_pong_v_trains_and_measures_each_variant(tmp_path):
-    names = ["preset", "no-sampling", "broadcast-decoder", "centred-input", "blurred-loss"]
+    names = ["preset", "no-sampling", "broadcast-decoder", "centred-input", "blurred-loss",
+             "told-positions"]  # fmt: skip
     out = _run("pong_v.py", "--preset", "tiny", "--out", str(tmp_path / "v"), "--episodes",
                "1", "--steps", "40", "--variants", *names,
                env={"WMTUTOR_RUNS": str(tmp_path)})  # fmt: skip
     assert out.returncode == 0, out.stderr
     rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith("| ")][1:]
     assert [r[0][2:] for r in rows] == names
+    finder = re.search(r"the ball found in (\d+) of (\d+) frames .*, ([\d.]+) px", out.stdout)
+    assert finder and 0 < int(finder[1]) <= int(finder[2]), out.stdout
+    assert float(finder[3]) < 1.0  # the colour finder agrees with the raw frames
     for r in rows:
         assert float(r[1]) > 0 and 0 <= float(r[2].rstrip("%")) <= 100  # recon, ball kept
         assert float(r[5]) > 0 and float(r[6]) > 0  # z's spread, V's sigma
     # each variant is the V it says: its own decoder; an encoder's input multiplied by 10;
-    # a loss with the blurred errors added (before any step, the same V: the same recon)
+    # a loss with the blurred errors or the positions added (before any step, the same V:
+    # the same recon)
     state = torch.load(tmp_path / "v" / "broadcast-decoder" / "vae.pt", weights_only=True)
     assert "fc_decode.weight" not in state["model"] and "decoder.0.weight" in state["model"]
     spread = {r[0][2:]: float(r[5]) for r in rows}
     assert spread["centred-input"] > 3 * spread["preset"], spread
     first = {n: json.loads((tmp_path / "v" / n / "vae_log.jsonl").open().readline())
-             for n in ("preset", "blurred-loss")}  # fmt: skip
-    assert first["blurred-loss"]["recon"] == pytest.approx(first["preset"]["recon"])
-    assert first["blurred-loss"]["loss"] > 2 * first["preset"]["loss"], first
+             for n in ("preset", "blurred-loss", "told-positions")}  # fmt: skip
+    for n in ("blurred-loss", "told-positions"):  # a loss with a term added
+        assert first[n]["recon"] == pytest.approx(first["preset"]["recon"])
+        assert first[n]["loss"] > first["preset"]["loss"] + 1, first
 
 
 def test_threads_times_one_job_then_two_with_each_thread_setting():
