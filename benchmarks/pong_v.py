@@ -1,11 +1,11 @@
-"""Why does Pong's V not keep the ball? Five changes to V, one idea each, trained like the
+"""Why does Pong's V not keep the ball? Seven changes to V, one idea each, trained like the
 preset's V on the same rollouts and measured like ``benchmarks/pong_ball.py`` on the same
-frames of new random play.
+frames of new random play (README, "Why V does not keep them").
 
     python benchmarks/pong_v.py --rollouts runs/pong/laptop/seed0/rollouts --out /tmp/pong_v
     python benchmarks/pong_v.py ... --variants preset no-sampling   # some of them
 
-The variants (each a guess at what holds z still):
+The variants (each but the last a guess at what holds z still):
 
 * ``preset``: the preset's V (the paper's ConvVAE; foreground ×30 on ``laptop``).
 * ``kl-allowance``: the KL is free up to 4 nats per dimension (128 in all) instead of 0.5:
@@ -23,11 +23,12 @@ The variants (each a guess at what holds z still):
   blurred by Gaussians of 1, 2 and 4 pixels, each counted so that a lone dot weighs the
   foreground weight: a dot drawn a few pixels from the ball then overlaps it and is pulled
   toward it, where the plain squared error is the same wherever the dot misses.
-* ``told-positions``: z's first four numbers are also fitted (squared error, counted 100
-  times) to the ball's row, column and presence and the agent paddle's row, found in each
-  frame by their colours: V told where the objects are, beyond the paper.
 * ``centred-input``: the encoder reads (frame − the median frame) × 10: the court is 0 and
   the objects are the whole input, ten times as large, from the first step.
+* ``told-positions``: z's first four numbers are also fitted (squared error, counted 100
+  times) to the ball's row, column and presence and the agent paddle's row, found in each
+  frame by their colours: V told where the objects are, beyond the paper. (Printed first:
+  how far the colour finder's ball is from the raw frame's.)
 
 Printed: a row per variant (held-out reconstruction error per frame, the ball kept, R² of
 the linear probes from ``mu`` to the ball's row and column and the paddle's row, the
@@ -227,9 +228,9 @@ def main() -> None:
     print(f"Pong's V, preset {preset.name} ({config.epochs} epochs, foreground "
           f"×{config.foreground_weight:g}), {len(rollout_files(rollouts))} rollouts; measured "
           f"on {len(frames)} frames of random play, {args.episodes} new episodes\n")  # fmt: skip
-    found, known = positions(torch.as_tensor(frames).permute(0, 3, 1, 2).float() / 255)
+    targets, known = positions(torch.as_tensor(frames).permute(0, 3, 1, 2).float() / 255)
     have = [i for i, b in enumerate(balls) if b is not None and known[i, 0]]
-    rows_cols = (found[have, :2].numpy() + 2) / 4 * (frames.shape[1] - 1)  # back to pixels
+    rows_cols = (targets[have, :2].numpy() + 2) / 4 * (frames.shape[1] - 1)  # back to pixels
     error = np.abs(rows_cols - np.array([balls[i] for i in have])).mean() if have else np.nan
     print(f"(told-positions' colour finder: the ball found in {len(have)} of "
           f"{sum(b is not None for b in balls)} frames that have it, {error:.2f} px from "
