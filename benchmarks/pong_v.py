@@ -224,9 +224,10 @@ def main() -> None:
         config = dataclasses.replace(config, epochs=args.epochs)
     rollouts = args.rollouts or get_rollouts("pong", preset, seed=args.seed)["dir"]
     rollouts, out = Path(rollouts), Path(args.out)
+    n_rollouts = len(rollout_files(rollouts))  # a bad folder fails here, before any play
     frames, balls, paddles = play(args.episodes, args.steps, preset.pong.data.frame_skip)
     print(f"Pong's V, preset {preset.name} ({config.epochs} epochs, foreground "
-          f"×{config.foreground_weight:g}), {len(rollout_files(rollouts))} rollouts; measured "
+          f"×{config.foreground_weight:g}), {n_rollouts} rollouts; measured "
           f"on {len(frames)} frames of random play, {args.episodes} new episodes\n")  # fmt: skip
     targets, known = positions(torch.as_tensor(frames).permute(0, 3, 1, 2).float() / 255)
     have = [i for i, b in enumerate(balls) if b is not None and known[i, 0]]
