@@ -67,7 +67,7 @@ def test_pong_ball_measures_the_ball_and_the_paddle(tmp_path):
 
 
 def test_pong_v_trains_and_measures_each_variant(tmp_path):
-    names = ["preset", "no-sampling", "broadcast-decoder", "centred-input", "blurred-loss",
+    names = ["untold", "no-sampling", "broadcast-decoder", "centred-input", "blurred-loss",
              "told-positions"]  # fmt: skip
     out = _run("pong_v.py", "--preset", "tiny", "--out", str(tmp_path / "v"), "--episodes",
                "1", "--steps", "40", "--variants", *names,
@@ -87,12 +87,13 @@ def test_pong_v_trains_and_measures_each_variant(tmp_path):
     state = torch.load(tmp_path / "v" / "broadcast-decoder" / "vae.pt", weights_only=True)
     assert "fc_decode.weight" not in state["model"] and "decoder.0.weight" in state["model"]
     spread = {r[0][2:]: float(r[5]) for r in rows}
-    assert spread["centred-input"] > 3 * spread["preset"], spread
+    assert spread["centred-input"] > 3 * spread["untold"], spread
     first = {n: json.loads((tmp_path / "v" / n / "vae_log.jsonl").open().readline())
-             for n in ("preset", "blurred-loss", "told-positions")}  # fmt: skip
+             for n in ("untold", "blurred-loss", "told-positions")}  # fmt: skip
     for n in ("blurred-loss", "told-positions"):  # a loss with a term added
-        assert first[n]["recon"] == pytest.approx(first["preset"]["recon"])
-        assert first[n]["loss"] > first["preset"]["loss"] + 1, first
+        assert first[n]["recon"] == pytest.approx(first["untold"]["recon"])
+        assert first[n]["loss"] > first["untold"]["loss"] + 1, first
+    assert "told" in first["told-positions"] and "told" not in first["untold"]
 
 
 def test_threads_times_one_job_then_two_with_each_thread_setting():

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from wmtutor.cli import main as cli_main
+from wmtutor.envs import pong_positions
 from wmtutor.files import load_rollout, read_manifest, source_digest
 from wmtutor.layout import frame_cache_path
 from wmtutor.presets import VAE
@@ -21,6 +22,7 @@ from wmtutor.vae import (
     pixel_weights,
     to_frames,
     to_input,
+    told_error,
     train_vae,
     use_frame_cache,
     vae_loss,
@@ -129,6 +131,90 @@ def test_training_weighs_the_foreground_only_when_asked(tmp_path):
     other = dataclasses.replace(TINY, epochs=2, foreground_weight=1.0)  # not what trained it
     with pytest.raises(ValueError, match="foreground_weight=30.0, not 1.0"):
         train_vae(data, tmp_path / "w30.0" / "vae.pt", other, progress=False)
+
+
+COURT, BALL, PADDLE, OPPONENT = (144, 72, 17), (236, 236, 236), (92, 186, 92), (213, 130, 74)
+
+
+def pong_frame(ball: tuple[int, int] | None, paddle: int) -> np.ndarray:
+    """A 64×64 frame in Pong's colours: a 4×4 ball from ``ball`` (row, column; None: none),
+    the agent's paddle (right) from row ``paddle``, 8 rows tall, the opponent's on the left.
+    (Larger than Pong's, so that a tiny V learns them in seconds.)"""
+    frame = np.zeros((64, 64, 3), np.uint8)
+    frame[:] = COURT
+    frame[20:28, 4:6] = OPPONENT
+    frame[paddle : paddle + 8, 56:60] = PADDLE
+    if ball is not None:
+        frame[ball[0] : ball[0] + 4, ball[1] : ball[1] + 4] = BALL
+    return frame
+
+
+def pong_rollouts(folder, n_files=4, length=48):
+    """Rollouts of "pong" frames (``pong_frame``): the ball crosses the court, the paddle
+    moves, and the ball is gone in every 8th frame (a point was just played)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n_files):
+        frames = np.stack([
+            pong_frame(None if t % 8 == 7 else ((5 * t + 9 * i) % 60, (3 * t + 13 * i) % 56 + 4),
+                       (2 * t + 7 * i) % 56)
+            for t in range(length)
+        ])  # fmt: skip
+        np.savez_compressed(folder / f"rollout_{i:05d}.npz", frames=frames,
+                            actions=np.zeros(length, np.int64),
+                            rewards=np.zeros(length, np.float32),
+                            terminated=np.arange(length) == length - 1,
+                            truncated=np.zeros(length, bool), seed=np.int64(i))  # fmt: skip
+    files = [{"index": i, "file": f"rollout_{i:05d}.npz", "length": length, "bytes": 1}
+             for i in range(n_files)]  # fmt: skip
+    manifest = {"config": {"game": "pong"}, "files": files}
+    (folder / "manifest.json").write_text(__import__("json").dumps(manifest))
+    return folder
+
+
+def test_pong_positions_finds_the_ball_and_the_paddle_by_colour():
+    frames = np.stack([pong_frame((10, 30), 40), pong_frame(None, 0)])
+    targets, known = pong_positions(to_input(frames))
+    grid = np.linspace(-2, 2, 64)
+    ball_row, ball_col = grid[10:14].mean(), grid[30:34].mean()
+    np.testing.assert_allclose(targets[0].numpy(), [ball_row, ball_col, 1, grid[40:48].mean()],
+                               atol=1e-5)  # fmt: skip
+    np.testing.assert_array_equal(known.numpy(), [[1, 1, 1, 1], [0, 0, 1, 1]])
+    assert targets[1, 2] == -1  # no ball: its presence is -1, its place unknown
+    np.testing.assert_allclose(targets[1, 3].item(), grid[0:8].mean(), atol=1e-5)
+    with pytest.raises(ValueError, match="expected torch frames"):
+        pong_positions(frames)  # uint8 numpy frames, not V's input
+
+
+def test_told_error_counts_only_what_is_known():
+    mu = torch.zeros(2, 8)
+    targets = torch.tensor([[1.0, 2.0, 1.0, 0.5], [1.0, 2.0, -1.0, 0.5]])
+    known = torch.tensor([[1.0, 1, 1, 1], [0, 0, 1, 1]])
+    assert told_error(mu, targets, known).item() == pytest.approx((6.25 + 1.25) / 2)
+    mu[:, :4] = targets
+    assert told_error(mu, targets, known).item() == 0
+
+
+def test_a_told_v_learns_where_the_objects_are_and_only_in_pong(tmp_path):
+    """told_weight fits mu[:, :4] to the colour finder's positions: the held-out error
+    falls, the loss holds it ×told_weight, and a checkpoint keeps what it was told."""
+    data = pong_rollouts(tmp_path / "data")
+    config = dataclasses.replace(TINY, epochs=6, batch_size=4, told_weight=100.0)
+    log = train_vae(data, tmp_path / "told" / "vae.pt", config, progress=False, log_every=1)
+    epochs = [r for r in log if r["kind"] == "epoch"]
+    assert epochs[-1]["told"] < 0.5 * epochs[0]["told"], [r["told"] for r in epochs]
+    for r in (r for r in log if r["kind"] in ("train", "epoch")):
+        assert r["loss"] == pytest.approx(r["recon"] + r["kl"] + 100 * r["told"], rel=1e-3)
+    assert load_checkpoint(tmp_path / "told" / "vae.pt")["config"]["told_weight"] == 100.0
+    untold = dataclasses.replace(config, epochs=5, told_weight=0.0)
+    with pytest.raises(ValueError, match="told_weight=100.0, not 0.0"):
+        train_vae(data, tmp_path / "told" / "vae.pt", untold, progress=False)
+    plain = train_vae(data, tmp_path / "untold" / "vae.pt", dataclasses.replace(config, epochs=1,
+                      told_weight=0.0), progress=False)  # fmt: skip
+    assert all("told" not in r for r in plain)
+    squares = square_rollouts(tmp_path / "squares")  # no finder for this game
+    with pytest.raises(ValueError, match=r"told_weight=100, but .*squares.* only in pong"):
+        train_vae(squares, tmp_path / "sq" / "vae.pt", config, progress=False)
+    assert not (tmp_path / "sq").exists()
 
 
 def test_frames_round_trip_through_the_input_format():

@@ -82,6 +82,36 @@ def crop_pong(raw: np.ndarray) -> np.ndarray:
     return raw[34:194]
 
 
+def pong_positions(x: Any) -> tuple[Any, Any]:
+    """Where Pong's objects are in torch frames ``x`` ``(B, 3, 64, 64)`` in [0, 1], found by
+    their colours: the ball is grey-white, the agent's paddle (right) green, the court
+    brown. Returns ``(targets, known)``, each ``(B, 4)``: the ball's row, column and
+    presence and the agent paddle's row, rows and columns from -2 (top, left) to 2,
+    presence ±1; ``known`` is 0 where an object is absent (its row means nothing).
+
+    What V is told with ``VAE.told_weight`` (``wmtutor.vae``): the paper's encoder does not
+    learn to see a ball of one or two pixels on its own (README, "Why V does not keep
+    them"). The ball is found within 0.15 px of where the raw frame has it
+    (``benchmarks/pong_v.py`` prints this)."""
+    torch = _torch_of(x)
+    if torch is None or x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected torch frames (B, 3, H, W) in [0, 1], got {type(x).__name__} "
+                         f"{tuple(getattr(x, 'shape', ()))}")  # fmt: skip
+    r, g, b = (x.float() * 255).unbind(dim=1)
+    grid = torch.linspace(-2, 2, x.shape[-1], device=x.device)
+    found = []
+    for mask in ((b > 90) & (g - r > -50) & (g - r < 30), g - r > 40):  # ball, paddle
+        w = mask.float()
+        n = w.sum(dim=(1, 2))
+        row = (w.sum(dim=2) * grid).sum(dim=1) / n.clamp(min=1)
+        col = (w.sum(dim=1) * grid).sum(dim=1) / n.clamp(min=1)
+        found.append((row, col, (n > 0).float()))
+    (ball_row, ball_col, ball), (paddle_row, _, paddle) = found
+    targets = torch.stack([ball_row, ball_col, ball * 2 - 1, paddle_row], dim=1)
+    known = torch.stack([ball, ball, torch.ones_like(ball), paddle], dim=1)
+    return targets, known
+
+
 # ---------------------------------------------------------------------------------------
 # Action adapters: controller outputs in [-1, 1] -> the game's actions
 
@@ -245,6 +275,8 @@ class GameSpec:
     native_frame_skip: str | None  # gym.make keyword for the game's own frame skip
     default_max_steps: int | None  # our cap in agent steps; None keeps the game's own
     blurb: str
+    # The objects' positions in frames, by colour, for V's ``told_weight`` (None: not known)
+    positions: Callable[[Any], tuple[Any, Any]] | None = None
 
 
 GAMES: dict[str, GameSpec] = {
@@ -283,6 +315,7 @@ GAMES: dict[str, GameSpec] = {
         native_frame_skip="frameskip",
         default_max_steps=None,  # ALE's own limit (108,000 frames)
         blurb="return the ball; +1 per point won, -1 per point lost, 21 points a game",
+        positions=pong_positions,
     ),
 }
 

@@ -12,10 +12,13 @@ hardmaru/WorldModelsExperiments, vae/vae.py):
 For z = 32 that is 4,348,547 parameters. The loss is the original's: squared error
 summed over the pixels, plus the KL divergence to N(0, I) summed over z, floored at
 ``kl_tolerance · z_dim`` per frame so that the model is free to use that much
-information without penalty (``kl_tolerance = 0.5``). One option goes beyond the paper:
-``foreground_weight`` counts the pixels that differ from the median frame (the background)
-that many times in the squared error, so that an object of a few pixels (Pong's ball) is
-worth keeping; 1 is the paper's loss.
+information without penalty (``kl_tolerance = 0.5``). Two options go beyond the paper,
+both for Pong, whose ball is a pixel or two: ``foreground_weight`` counts the pixels that
+differ from the median frame (the background) that many times in the squared error (1 is
+the paper's loss), and ``told_weight`` also fits ``mu[:, :4]`` to where the ball and the
+agent's paddle are, found in each frame by their colours (``told_error``; 0 is the
+paper's). Without being told, the paper's encoder never learns to see the ball (README,
+"Why V does not keep them").
 
 This file also trains V from the streaming frame dataset (``train_vae``, resumable, a
 checkpoint per epoch) and encodes rollouts into latent statistics (``encode_rollouts``),
@@ -28,6 +31,7 @@ from __future__ import annotations
 import os
 import shutil
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -44,6 +48,7 @@ from wmtutor.datasets import (
     rollout_files,
     write_frame_cache,
 )
+from wmtutor.envs import GAMES
 from wmtutor.files import (
     digest,
     entry_is_whole,
@@ -150,6 +155,15 @@ def vae_loss(
     return (fitted + kl).mean(), recon.mean(), kl.mean()
 
 
+def told_error(mu: torch.Tensor, targets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """How far ``mu[:, :k]`` is from where the objects are: the squared error against
+    ``targets`` ``(B, k)`` where ``known`` ``(B, k)`` is 1, summed over the k numbers and
+    averaged over the batch (``GameSpec.positions`` gives both, e.g. Pong's ball row,
+    column and presence and its paddle's row). V's loss adds it ×``told_weight``."""
+    k = targets.shape[1]
+    return (known * (mu[:, :k].float() - targets).pow(2)).sum(dim=1).mean()
+
+
 def pixel_weights(
     x: torch.Tensor, x_hat: torch.Tensor, background: torch.Tensor, weight: float
 ) -> torch.Tensor:
@@ -248,6 +262,25 @@ def weigh(x, x_hat, background: torch.Tensor | None, config: VAE) -> torch.Tenso
     return pixel_weights(x, x_hat, background, config.foreground_weight)
 
 
+def told_finder(config: VAE, rollouts: str | os.PathLike) -> Callable | None:
+    """The game's ``positions`` finder when ``config.told_weight`` > 0, else None.
+
+    Raises:
+        ValueError: the rollouts' game has no finder (only Pong's objects are found).
+    """
+    if config.told_weight == 0:
+        return None
+    game = read_manifest(rollouts)["config"].get("game")
+    finder = GAMES[game].positions if game in GAMES else None
+    if finder is None:
+        known = [name for name, spec in GAMES.items() if spec.positions is not None]
+        raise ValueError(
+            f"told_weight={config.told_weight:g}, but {rollouts} holds {game!r} rollouts: V "
+            f"can be told where the objects are only in {', '.join(known)} (use 0)"
+        )
+    return finder
+
+
 @torch.no_grad()
 def evaluate(
     model: ConvVAE,
@@ -255,13 +288,14 @@ def evaluate(
     config: VAE,
     batch: int = 256,
     background: torch.Tensor | None = None,
+    finder: Callable | None = None,
 ) -> dict:
     """Mean loss, recon and KL of ``model`` on uint8 ``frames`` (z sampled, as in training;
     the loss weighted as in training when ``config.foreground_weight`` > 1, given the
-    ``background``)."""
+    ``background``, and told, with ``told`` beside them, given the ``finder``)."""
     model.eval()
     device = next(model.parameters()).device
-    totals, n = np.zeros(3), 0
+    totals: dict[str, float] = {}
     generator = torch.Generator(device).manual_seed(0)
     for i in range(0, len(frames), batch):
         x = to_input(frames[i : i + batch]).to(device)
@@ -269,11 +303,15 @@ def evaluate(
             mu, logvar = model.encode(x)
             x_hat = model.decode(reparameterize(mu.float(), logvar.float(), generator))
         weights = weigh(x, x_hat, background, config)
-        parts = vae_loss(x, x_hat, mu, logvar, config.kl_tolerance, weights)
-        totals += np.array([p.item() for p in parts]) * len(x)
-        n += len(x)
+        parts = dict(zip(("loss", "recon", "kl"), vae_loss(x, x_hat, mu, logvar,
+                         config.kl_tolerance, weights), strict=True))  # fmt: skip
+        if finder is not None:
+            parts["told"] = told_error(mu, *finder(x))
+            parts["loss"] = parts["loss"] + config.told_weight * parts["told"]
+        for key, value in parts.items():
+            totals[key] = totals.get(key, 0.0) + value.item() * len(x)
     model.train()
-    return dict(zip(("loss", "recon", "kl"), (totals / n).tolist(), strict=True))
+    return {key: total / len(frames) for key, total in totals.items()}
 
 
 def use_frame_cache(config: VAE, device: torch.device, n_frames: int, folder: Path) -> bool:
@@ -320,14 +358,17 @@ def train_vae(
     files = rollout_files(rollouts)
     train_files, val_files = split_files(files)
     made_from = {"rollouts": source_digest(rollouts)}
-    if ckpt.exists() and not restart:  # older checkpoints have no such key: the paper's 1
-        was = load_checkpoint(ckpt).get("config", {}).get("foreground_weight", 1.0)
-        if was != config.foreground_weight:
-            raise ValueError(
-                f"{ckpt} was trained with foreground_weight={was!r}, not "
-                f"{config.foreground_weight!r}: pass restart=True (--restart) to train a new "
-                "one in its place, or choose another folder (--out)"
-            )
+    if ckpt.exists() and not restart:  # older checkpoints lack these keys: the paper's loss
+        trained = load_checkpoint(ckpt).get("config", {})
+        for key, paper in (("foreground_weight", 1.0), ("told_weight", 0.0)):
+            was = trained.get(key, paper)
+            if was != getattr(config, key):
+                raise ValueError(
+                    f"{ckpt} was trained with {key}={was!r}, not {getattr(config, key)!r}: "
+                    "pass restart=True (--restart) to train a new one in its place, or "
+                    "choose another folder (--out)"
+                )
+    finder = told_finder(config, rollouts)
     val = heldout_frames(val_files, val_frames)
     background = None
     if config.foreground_weight != 1:
@@ -341,7 +382,8 @@ def train_vae(
         device=device, restart=restart, unit="frames", log_every=log_every, seed=seed,
     )  # fmt: skip
     if run.fresh:
-        run.record(kind="epoch", epoch=0, step=0, **evaluate(model, val, config, 256, background))
+        run.record(kind="epoch", epoch=0, step=0,
+                   **evaluate(model, val, config, 256, background, finder))  # fmt: skip
         run.write()
 
     # Whole batches, from the frame cache or cut from the shuffle buffer (by loader
@@ -380,11 +422,15 @@ def train_vae(
                 x_hat, mu, logvar = model(x)
             weights = weigh(x, x_hat, background, config)
             loss, recon, kl = vae_loss(x, x_hat, mu, logvar, config.kl_tolerance, weights)
+            told = {}
+            if finder is not None:  # V told where the objects are (Pong)
+                told["told"] = told_error(mu, *finder(x))
+                loss = loss + config.told_weight * told["told"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            run.step(len(x), loss=loss, recon=recon, kl=kl)
-        run.end_epoch(**evaluate(model, val, config, 256, background))
+            run.step(len(x), loss=loss, recon=recon, kl=kl, **told)
+        run.end_epoch(**evaluate(model, val, config, 256, background, finder))
     cache.unlink(missing_ok=True)  # V is trained: the cache has served (12 KB a frame)
     return run.log
 
