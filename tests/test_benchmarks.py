@@ -96,6 +96,18 @@ def test_pong_v_trains_and_measures_each_variant(tmp_path):
     assert "told" in first["told-positions"] and "told" not in first["untold"]
 
 
+def test_pong_inputs_probes_each_input_for_the_balls_place_and_velocity(tmp_path):
+    out = _run("pong_inputs.py", "--preset", "tiny", "--rollouts", "3",
+               env={"WMTUTOR_RUNS": str(tmp_path)})  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    steps = re.search(r"(\d+) steps of 3 encoded rollouts", out.stdout)
+    assert steps and int(steps[1]) > 10, out.stdout
+    rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith("| ")][1:]
+    assert [r[0][2:] for r in rows] == ["z_t", "z_t, z_t-1", "z_t, h_t (C's input)", "h_t"]
+    r2 = np.array([[float(x) for x in f"{r[1]} / {r[2].strip(' |')}".split(" / ")] for r in rows])
+    assert r2.shape == (4, 4) and np.isfinite(r2).all() and (r2 <= 1).all(), r2
+
+
 def test_threads_times_one_job_then_two_with_each_thread_setting():
     out = _run("threads.py", "--seconds", "0.5")
     assert out.returncode == 0, out.stderr

@@ -276,8 +276,9 @@ def cmd_train_vae(args: argparse.Namespace) -> None:
                     device=args.device, progress=not args.quiet)  # fmt: skip
     for row in (r for r in log if r["kind"] == "epoch"):
         speed = f", {row['frames_per_s']:.0f} frames/s" if "frames_per_s" in row else ""
+        told = f", told {row['told']:.3f}" if "told" in row else ""  # positions' error (Pong)
         print(f"epoch {row['epoch']}: held-out loss {row['loss']:.1f} "
-              f"(recon {row['recon']:.1f}, KL {row['kl']:.1f}){speed}")  # fmt: skip
+              f"(recon {row['recon']:.1f}, KL {row['kl']:.1f}{told}){speed}")  # fmt: skip
 
 
 def cmd_train_joint(args: argparse.Namespace) -> None:

@@ -172,9 +172,8 @@ class VAE(Section):
     buffer_size: int = 8192  # frames in the streaming shuffle buffer (12 KB each)
     num_workers: int = 0  # loader processes reading frames (0: in the training process)
     foreground_weight: float = 1.0  # pixels off the median frame count this many times (1: paper)
-    # Pong: z[:4] also fitted to where the ball and paddle are (found by colour: envs.GameSpec
-    # .positions), the squared error counted this many times (0: the paper's V)
-    told_weight: float = 0.0
+    # (the positions are found by their colours: envs.GameSpec.positions; Pong only)
+    told_weight: float = 0.0  # z[:4] also fitted to the ball and paddle places, x this (0: paper)
     # auto: on a GPU, when the cache fits in half the free disk (12 KB a frame, while V trains)
     frame_cache: str = "auto"  # read frames from a cache written once: auto | on | off
 
