@@ -5,11 +5,13 @@ step. To return the ball, C needs the ball's place *and* its velocity, which one
 does not show. This fits linear (ridge) probes from each input to the ball's row and
 column and to their change since the last frame (the velocity), on frames of the run's
 encoded rollouts where the ball is in both frames, found by its colour
-(``envs.pong_positions``): fitted on the first half of the steps, scored (R²) on the
-second. Rows: ``z_t`` alone; ``z_t, z_t-1`` (what a C given last frame's z would read);
-``z_t, h_t`` (what the course's C reads); ``h_t`` alone.
+(``envs.pong_positions``): each input standardized (C reads its inputs in units of their
+spread), fitted on the first half of the steps, scored (R²) on the second. Rows: ``z_t``
+alone; ``z_t, z_t-1`` (what a C given last frame's z would read); ``z_t, h_t`` (what the
+course's C reads); ``h_t`` alone.
 
     python benchmarks/pong_inputs.py --preset laptop --seed 0   # the run's V and M (seconds)
+    python benchmarks/pong_inputs.py ... --files 12               # the last 12 encoded rollouts
 
 The run's V, latents and M are made first if missing (``wmtutor pipeline``'s stages).
 """
@@ -22,15 +24,18 @@ import numpy as np
 import torch
 
 from wmtutor.envs import action_features, pong_positions
-from wmtutor.files import load_rollout, read_manifest
+from wmtutor.files import load_rollout
 from wmtutor.pipeline import get_latents, get_mdnrnn, make_run
+from wmtutor.utils import get_device
 from wmtutor.vae import to_input
 
 
 def ridge_r2(x: np.ndarray, y: np.ndarray, alpha: float = 1e-2) -> np.ndarray:
     """Held-out R² ``(y_dim,)`` of a ridge regression ``x (N, d) -> y (N, y_dim)`` fitted on
-    the first half of the rows and scored on the second."""
+    the first half of the rows and scored on the second, each column of ``x`` standardized
+    by the first half's mean and spread."""
     n = len(x) // 2
+    x = (x - x[:n].mean(0)) / (x[:n].std(0) + 1e-8)
     x = np.c_[x, np.ones(len(x))]
     w = np.linalg.solve(x[:n].T @ x[:n] + alpha * np.eye(x.shape[1]), x[:n].T @ y[:n])
     return 1 - (y[n:] - x[n:] @ w).var(0) / y[n:].var(0)
@@ -40,24 +45,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default=None, help="the run's preset (default: laptop)")
     parser.add_argument("--seed", type=int, default=None, help="the run's seed")
-    parser.add_argument("--rollouts", type=int, default=12, help="encoded rollouts probed (last)")
+    parser.add_argument("--files", type=int, default=12, help="the last N encoded rollouts")
+    parser.add_argument("--device", default=None, help="cpu, cuda (default: wmtutor's choice)")
     args = parser.parse_args()
+    if args.files < 1:
+        parser.error(f"--files must be at least 1, got {args.files}")
+    device = get_device(args.device)
     run = make_run("pong", args.preset, args.seed)
-    latents = get_latents("pong", args.preset, seed=run.seed, progress=False)["dir"]
-    mdnrnn, _ = get_mdnrnn("pong", args.preset, seed=run.seed, device="cpu", progress=False)
+    latents = get_latents("pong", args.preset, seed=run.seed, device=device, progress=False)
+    mdnrnn, _ = get_mdnrnn("pong", args.preset, seed=run.seed, device=device, progress=False)
+    entries = latents["files"][-args.files :]
     inputs = {"z_t": [], "z_t, z_t-1": [], "z_t, h_t (C's input)": [], "h_t": []}
     velocity, place = [], []
-    for entry in read_manifest(latents)["files"][-args.rollouts :]:
-        with np.load(f"{latents}/{entry['file']}", allow_pickle=False) as data:
-            z = torch.as_tensor(data["mu"], dtype=torch.float32)
-            a = torch.as_tensor(action_features(data["actions"], mdnrnn.action_dim))
+    for entry in entries:
+        with np.load(f"{latents['dir']}/{entry['file']}", allow_pickle=False) as data:
+            z = torch.as_tensor(data["mu"], dtype=torch.float32, device=device)
+            a = torch.as_tensor(action_features(data["actions"], mdnrnn.action_dim), device=device)
         frames = load_rollout(run.rollouts / entry["file"], ["frames"])["frames"]
         with torch.no_grad():
             _, h, _ = mdnrnn(z[None], a[None].float())
-        h = torch.cat([torch.zeros(1, mdnrnn.hidden), h[0, :-1]]).numpy()  # before each step
+        h = torch.cat([torch.zeros_like(h[0, :1]), h[0, :-1]]).cpu().numpy()  # before each step
         targets, known = pong_positions(to_input(frames))
         ball = (known[1:, 0] * known[:-1, 0]).bool().numpy()  # in this frame and the last
-        targets, z = targets[:, :2].numpy(), z.numpy()
+        targets, z = targets[:, :2].numpy(), z.cpu().numpy()
         velocity.append((targets[1:] - targets[:-1])[ball])
         place.append(targets[1:][ball])
         inputs["z_t"].append(z[1:][ball])
@@ -67,7 +77,7 @@ def main() -> None:
     velocity, place = np.concatenate(velocity), np.concatenate(place)
     print(
         f"Pong, preset {run.preset}, seed {run.seed}: {len(velocity)} steps of "
-        f"{args.rollouts} encoded rollouts with the ball in this frame and the last\n"
+        f"{len(entries)} encoded rollouts with the ball in this frame and the last\n"
     )
     print("| C reads | R² ball velocity row / column | R² ball place row / column |")
     print("|---|---:|---:|")

@@ -3,6 +3,7 @@ print their tables, and fail when what they check is false."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -97,7 +98,7 @@ def test_pong_v_trains_and_measures_each_variant(tmp_path):
 
 
 def test_pong_inputs_probes_each_input_for_the_balls_place_and_velocity(tmp_path):
-    out = _run("pong_inputs.py", "--preset", "tiny", "--rollouts", "3",
+    out = _run("pong_inputs.py", "--preset", "tiny", "--files", "3",
                env={"WMTUTOR_RUNS": str(tmp_path)})  # fmt: skip
     assert out.returncode == 0, out.stderr
     steps = re.search(r"(\d+) steps of 3 encoded rollouts", out.stdout)
@@ -106,6 +107,18 @@ def test_pong_inputs_probes_each_input_for_the_balls_place_and_velocity(tmp_path
     assert [r[0][2:] for r in rows] == ["z_t", "z_t, z_t-1", "z_t, h_t (C's input)", "h_t"]
     r2 = np.array([[float(x) for x in f"{r[1]} / {r[2].strip(' |')}".split(" / ")] for r in rows])
     assert r2.shape == (4, 4) and np.isfinite(r2).all() and (r2 <= 1).all(), r2
+
+
+def test_pong_inputs_probe_scores_what_x_carries():
+    path = ROOT / "benchmarks" / "pong_inputs.py"
+    spec = importlib.util.spec_from_file_location("pong_inputs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 5)) * [1, 1e-3, 1, 1, 1]  # a column that barely moves counts too
+    y = np.c_[x[:, 0] - 2 * x[:, 1] * 1e3, rng.normal(size=400)]  # linear in x, and noise
+    r2 = module.ridge_r2(x, y)
+    assert r2[0] > 0.99 and abs(r2[1]) < 0.1, r2
 
 
 def test_threads_times_one_job_then_two_with_each_thread_setting():

@@ -166,6 +166,15 @@ def test_every_game_has_data_sizes_and_paper_has_the_papers():
         paper.game("quake")
 
 
+def test_v_is_told_the_positions_only_in_a_game_that_can_find_them():
+    """told_weight > 0 needs the game's colour finder (Pong's); the paper's V is never told."""
+    from wmtutor.envs import GAMES
+
+    told = {(p.name, g) for p in PRESETS.values() for g in GAMES if p.game(g).vae.told_weight}
+    assert told == {("tiny", "pong"), ("laptop", "pong")}  # tiny runs the laptop path
+    assert all(GAMES[g].positions is not None for _, g in told)
+
+
 def test_describe_prints_the_sections_asked_for_and_refuses_unknown_ones():
     P = get_preset("laptop")
     text = P.describe("doom.vae", "mdn_toy")

@@ -1,6 +1,7 @@
 """V (wmtutor/vae.py): the paper's architecture, its loss, training that resumes, encoding."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -31,32 +32,43 @@ from wmtutor.vae import (
 TINY = VAE(z_dim=8, epochs=3, batch_size=16, lr=1e-3, buffer_size=64)
 
 
-def square_rollouts(folder, n_files=4, length=48, seed=0):
-    """Rollouts whose frames are a coloured square moving over a plain background."""
-    rng = np.random.default_rng(seed)
+def write_rollouts(folder, frames: list[np.ndarray], game: str, actions: list | None = None):
+    """A rollout folder of ``game`` holding one file per array of uint8 frames ``(T, 64, 64, 3)``
+    (``actions``, default 0; a reward of 1 per step, the last step terminal) and its manifest."""
     folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n_files):
-        frames = np.zeros((length, 64, 64, 3), np.uint8)
-        frames[:] = rng.integers(0, 255, 3)
-        for t in range(length):
-            x, y = (t * 3 + 7 * i) % 48, (t * 2 + 11 * i) % 48
-            frames[t, y : y + 16, x : x + 16] = (255, 255, 255)
+    for i, episode in enumerate(frames):
+        length = len(episode)
         np.savez_compressed(
             folder / f"rollout_{i:05d}.npz",
-            frames=frames,
-            actions=rng.integers(0, 3, length),
+            frames=episode,
+            actions=np.zeros(length, np.int64) if actions is None else actions[i],
             rewards=np.ones(length, np.float32),
             terminated=np.arange(length) == length - 1,
             truncated=np.zeros(length, bool),
             seed=np.int64(i),
         )
     files = [
-        {"index": i, "file": f"rollout_{i:05d}.npz", "length": length, "bytes": 1}
-        for i in range(n_files)
+        {"index": i, "file": f"rollout_{i:05d}.npz", "length": len(episode), "bytes": 1}
+        for i, episode in enumerate(frames)
     ]
-    manifest = {"config": {"game": "squares"}, "files": files}
-    (folder / "manifest.json").write_text(__import__("json").dumps(manifest))
+    manifest = {"config": {"game": game}, "files": files}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
+
+
+def square_rollouts(folder, n_files=4, length=48, seed=0):
+    """Rollouts whose frames are a coloured square moving over a plain background."""
+    rng = np.random.default_rng(seed)
+    episodes, actions = [], []
+    for i in range(n_files):
+        frames = np.zeros((length, 64, 64, 3), np.uint8)
+        frames[:] = rng.integers(0, 255, 3)
+        for t in range(length):
+            x, y = (t * 3 + 7 * i) % 48, (t * 2 + 11 * i) % 48
+            frames[t, y : y + 16, x : x + 16] = (255, 255, 255)
+        episodes.append(frames)
+        actions.append(rng.integers(0, 3, length))
+    return write_rollouts(folder, episodes, "squares", actions)
 
 
 def test_the_papers_architecture_and_parameter_count():
@@ -152,23 +164,19 @@ def pong_frame(ball: tuple[int, int] | None, paddle: int) -> np.ndarray:
 def pong_rollouts(folder, n_files=4, length=48):
     """Rollouts of "pong" frames (``pong_frame``): the ball crosses the court, the paddle
     moves, and the ball is gone in every 8th frame (a point was just played)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n_files):
-        frames = np.stack([
-            pong_frame(None if t % 8 == 7 else ((5 * t + 9 * i) % 60, (3 * t + 13 * i) % 56 + 4),
-                       (2 * t + 7 * i) % 56)
-            for t in range(length)
-        ])  # fmt: skip
-        np.savez_compressed(folder / f"rollout_{i:05d}.npz", frames=frames,
-                            actions=np.zeros(length, np.int64),
-                            rewards=np.zeros(length, np.float32),
-                            terminated=np.arange(length) == length - 1,
-                            truncated=np.zeros(length, bool), seed=np.int64(i))  # fmt: skip
-    files = [{"index": i, "file": f"rollout_{i:05d}.npz", "length": length, "bytes": 1}
-             for i in range(n_files)]  # fmt: skip
-    manifest = {"config": {"game": "pong"}, "files": files}
-    (folder / "manifest.json").write_text(__import__("json").dumps(manifest))
-    return folder
+    episodes = [
+        np.stack(
+            [
+                pong_frame(
+                    None if t % 8 == 7 else ((5 * t + 9 * i) % 60, (3 * t + 13 * i) % 56 + 4),
+                    (2 * t + 7 * i) % 56,
+                )
+                for t in range(length)
+            ]
+        )  # fmt: skip
+        for i in range(n_files)
+    ]
+    return write_rollouts(folder, episodes, "pong")
 
 
 def test_pong_positions_finds_the_ball_and_the_paddle_by_colour():
@@ -181,8 +189,9 @@ def test_pong_positions_finds_the_ball_and_the_paddle_by_colour():
     np.testing.assert_array_equal(known.numpy(), [[1, 1, 1, 1], [0, 0, 1, 1]])
     assert targets[1, 2] == -1  # no ball: its presence is -1, its place unknown
     np.testing.assert_allclose(targets[1, 3].item(), grid[0:8].mean(), atol=1e-5)
-    with pytest.raises(ValueError, match="expected torch frames"):
-        pong_positions(frames)  # uint8 numpy frames, not V's input
+    for wrong in (frames, torch.as_tensor(frames).permute(0, 3, 1, 2)):  # numpy, uint8 torch
+        with pytest.raises(ValueError, match="expected float torch frames"):
+            pong_positions(wrong)
 
 
 def test_told_error_counts_only_what_is_known():
@@ -212,9 +221,31 @@ def test_a_told_v_learns_where_the_objects_are_and_only_in_pong(tmp_path):
                       told_weight=0.0), progress=False)  # fmt: skip
     assert all("told" not in r for r in plain)
     squares = square_rollouts(tmp_path / "squares")  # no finder for this game
-    with pytest.raises(ValueError, match=r"told_weight=100, but .*squares.* only in pong"):
+    with pytest.raises(ValueError, match=r"told_weight=100.0, but .*squares.* only in pong"):
         train_vae(squares, tmp_path / "sq" / "vae.pt", config, progress=False)
     assert not (tmp_path / "sq").exists()
+    with pytest.raises(ValueError, match="z_dim is 2"):
+        told_error(torch.zeros(3, 2), torch.zeros(3, 4), torch.ones(3, 4))
+
+
+def test_a_checkpoint_from_before_told_weight_was_untold(tmp_path):
+    """A V saved before the setting existed has no told_weight: it resumes untold and is
+    refused as a told V (and the pipeline reads it as told_weight 0)."""
+    from wmtutor.pipeline import _own_config
+
+    data = pong_rollouts(tmp_path / "data", n_files=2, length=24)
+    ckpt = tmp_path / "v" / "vae.pt"
+    config = dataclasses.replace(TINY, epochs=1, precision="bf16")  # bf16 on the CPU too
+    train_vae(data, ckpt, config, progress=False)
+    state = load_checkpoint(ckpt)
+    del state["config"]["told_weight"]
+    save_checkpoint(ckpt, **state)
+    assert _own_config(VAE, state["config"], dataclasses.replace(config, told_weight=1.0)) == config
+    with pytest.raises(ValueError, match="told_weight=0.0, not 100.0"):
+        train_vae(data, ckpt, dataclasses.replace(config, told_weight=100.0), progress=False)
+    told = dataclasses.replace(config, epochs=2, told_weight=100.0)
+    log = train_vae(data, tmp_path / "told" / "vae.pt", told, progress=False, log_every=1)
+    assert all(np.isfinite(r["told"]) for r in log if r["kind"] in ("train", "epoch"))
 
 
 def test_frames_round_trip_through_the_input_format():
@@ -420,10 +451,11 @@ def test_a_run_resumed_on_another_device_goes_on_where_it_stopped(tmp_path):
 
 
 def test_cli_trains_and_encodes(tmp_path, capsys):
-    data = square_rollouts(tmp_path / "data", n_files=2, length=16)
+    data = pong_rollouts(tmp_path / "data", n_files=2, length=16)
     common = ["--env", "pong", "--preset", "tiny", "--rollouts-dir", str(data), "--quiet"]
     cli_main(["train-vae", *common, "--out", str(tmp_path / "v"), "--epochs", "1"])
-    assert "epoch 1: held-out loss" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "epoch 1: held-out loss" in out and ", told " in out  # tiny's Pong V is told
     vae = str(tmp_path / "v" / "vae.pt")
     cli_main(["encode", *common, "--vae", vae, "--out", str(tmp_path / "z")])
     assert "2 rollouts, 32 frames" in capsys.readouterr().out

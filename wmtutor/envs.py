@@ -94,17 +94,19 @@ def pong_positions(x: Any) -> tuple[Any, Any]:
     them"). The ball is found within 0.15 px of where the raw frame has it
     (``benchmarks/pong_v.py`` prints this)."""
     torch = _torch_of(x)
-    if torch is None or x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"expected torch frames (B, 3, H, W) in [0, 1], got {type(x).__name__} "
+    if torch is None or x.ndim != 4 or x.shape[1] != 3 or not x.is_floating_point():
+        raise ValueError(f"expected float torch frames (B, 3, H, W) in [0, 1], got "
+                         f"{type(x).__name__} {getattr(x, 'dtype', '')} "
                          f"{tuple(getattr(x, 'shape', ()))}")  # fmt: skip
     r, g, b = (x.float() * 255).unbind(dim=1)
-    grid = torch.linspace(-2, 2, x.shape[-1], device=x.device)
+    rows = torch.linspace(-2, 2, x.shape[-2], device=x.device)
+    cols = torch.linspace(-2, 2, x.shape[-1], device=x.device)
     found = []
     for mask in ((b > 90) & (g - r > -50) & (g - r < 30), g - r > 40):  # ball, paddle
         w = mask.float()
         n = w.sum(dim=(1, 2))
-        row = (w.sum(dim=2) * grid).sum(dim=1) / n.clamp(min=1)
-        col = (w.sum(dim=1) * grid).sum(dim=1) / n.clamp(min=1)
+        row = (w.sum(dim=2) * rows).sum(dim=1) / n.clamp(min=1)
+        col = (w.sum(dim=1) * cols).sum(dim=1) / n.clamp(min=1)
         found.append((row, col, (n > 0).float()))
     (ball_row, ball_col, ball), (paddle_row, _, paddle) = found
     targets = torch.stack([ball_row, ball_col, ball * 2 - 1, paddle_row], dim=1)

@@ -266,9 +266,10 @@ def export_world_model(path: str | os.PathLike, vae_out: str | os.PathLike,
         return Path(vae_out), Path(mdnrnn_out)
     state, config = _joint_checkpoint(path)
     parts = (
-        # trained with the joint loss, whose V term is the paper's (no foreground weight)
+        # trained with the joint loss, whose V term is the paper's (no foreground weight,
+        # not told where the objects are)
         ("vae.", vae_out, {**config["vae"], "architecture": v.ARCHITECTURE,
-                           "foreground_weight": 1.0}),
+                           "foreground_weight": 1.0, "told_weight": 0.0}),
         ("mdnrnn.", mdnrnn_out, {**config["mdnrnn"], "architecture": m.ARCHITECTURE,
                                  "z_dim": config["z_dim"], "action_dim": config["action_dim"],
                                  "game": config["game"]}),

@@ -425,7 +425,7 @@ PRESETS: dict[str, Preset] = {
         cmaes_toy=CMAESToy(gif_generations=12, popsize=24, dim=4, n_seeds=2, max_evals=4000),
         carracing=Game(
             data=Data(n_rollouts=3, max_steps=40, policy="brownian"),
-            vae=VAE(z_dim=32, epochs=2, batch_size=32, lr=1e-3, buffer_size=256, told_weight=100.0),
+            vae=VAE(z_dim=32, epochs=2, batch_size=32, lr=1e-3, buffer_size=256),
             mdnrnn=MDNRNN(hidden=32, seq_len=16, epochs=3, batch_size=4, lr=3e-3),
             controller=Controller(
                 popsize=4,
@@ -477,7 +477,7 @@ PRESETS: dict[str, Preset] = {
         ),
         pong=Game(
             data=Data(n_rollouts=3, max_steps=60, policy="held", frame_skip=4),
-            vae=VAE(z_dim=32, epochs=2, batch_size=32, lr=1e-3, buffer_size=256),
+            vae=VAE(z_dim=32, epochs=2, batch_size=32, lr=1e-3, buffer_size=256, told_weight=100.0),
             mdnrnn=MDNRNN(hidden=32, seq_len=16, epochs=3, batch_size=4, lr=3e-3),
             controller=Controller(
                 popsize=4,
@@ -559,8 +559,9 @@ PRESETS: dict[str, Preset] = {
         pong=Game(
             data=Data(n_rollouts=50, max_steps=1000, policy="held", frame_skip=4),
             # The ball and paddles are ~1 % of the pixels: counted 30 times. The encoder
-            # learns to see the ball only when told where it is, and only after 2 epochs
-            # (README, "Why V does not keep them"): 8 epochs, about 10 min on 2 cores.
+            # learns to see the ball only when told where it is, and only after more than
+            # 2 epochs (0 % kept after 2, 32 % after 8: README, "Why V does not keep
+            # them"): 8 epochs, about 13 min on 2 cores.
             vae=VAE(
                 z_dim=32,
                 epochs=8,
@@ -587,7 +588,8 @@ PRESETS: dict[str, Preset] = {
                 standardize=True,
             ),
             # The pipeline's C (`wmtutor pipeline --env pong`): the same, 2x longer (on the
-            # told V, seed 0's validation peaked at generation 40 of 80: README "Pong").
+            # told V, seed 0's validation peaked at generation 40 of 80: README, "A probe
+            # of M and C on that V").
             full=Controller(
                 popsize=12,
                 trials=2,

@@ -159,8 +159,14 @@ def told_error(mu: torch.Tensor, targets: torch.Tensor, known: torch.Tensor) -> 
     """How far ``mu[:, :k]`` is from where the objects are: the squared error against
     ``targets`` ``(B, k)`` where ``known`` ``(B, k)`` is 1, summed over the k numbers and
     averaged over the batch (``GameSpec.positions`` gives both, e.g. Pong's ball row,
-    column and presence and its paddle's row). V's loss adds it ×``told_weight``."""
+    column and presence and its paddle's row). V's loss adds it ×``told_weight``.
+
+    Raises:
+        ValueError: z has fewer than k numbers.
+    """
     k = targets.shape[1]
+    if mu.shape[1] < k:
+        raise ValueError(f"V is told {k} numbers, but its z_dim is {mu.shape[1]}: use z_dim >= {k}")
     return (known * (mu[:, :k].float() - targets).pow(2)).sum(dim=1).mean()
 
 
@@ -275,7 +281,7 @@ def told_finder(config: VAE, rollouts: str | os.PathLike) -> Callable | None:
     if finder is None:
         known = [name for name, spec in GAMES.items() if spec.positions is not None]
         raise ValueError(
-            f"told_weight={config.told_weight:g}, but {rollouts} holds {game!r} rollouts: V "
+            f"told_weight={config.told_weight!r}, but {rollouts} holds {game!r} rollouts: V "
             f"can be told where the objects are only in {', '.join(known)} (use 0)"
         )
     return finder
@@ -345,8 +351,8 @@ def train_vae(
     beside it (``vae_log.jsonl``: a ``train`` row every ``log_every`` steps and an
     ``epoch`` row with the held-out loss after each epoch). Running it again resumes after
     the last finished epoch with the same optimizer state; ``restart=True`` starts over.
-    A checkpoint of another z_dim or architecture, or one trained on other rollouts, is
-    refused.
+    A checkpoint of another z_dim or architecture, one trained on other rollouts, or one
+    trained with another ``foreground_weight`` or ``told_weight``, is refused.
 
     The frames stream from the rollout files through a shuffle buffer, or, where
     ``use_frame_cache`` says so (on a GPU), come from a frame cache written once beside
