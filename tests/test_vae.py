@@ -478,3 +478,16 @@ def test_on_a_gpu_v_reads_its_frames_from_the_cache(tmp_path, monkeypatch):
     assert len(made) == 1 and log[-1]["epoch"] == 1  # auto: the cache, on CUDA
     assert sorted(p.name for p in ckpt.parent.iterdir()) == ["vae.pt", "vae_log.jsonl"]
     assert load_vae(ckpt, device="cpu").fc_mu.weight.device.type == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_told_v_trains_on_a_gpu_and_finds_what_the_cpu_finds(tmp_path):
+    frames = to_input(np.stack([pong_frame((10, 30), 40), pong_frame(None, 0)]))
+    on_cpu, on_gpu = pong_positions(frames), pong_positions(frames.cuda())
+    assert on_gpu[0].device.type == "cuda"
+    for a, b in zip(on_cpu, on_gpu, strict=True):
+        torch.testing.assert_close(a, b.cpu())
+    data = pong_rollouts(tmp_path / "data", n_files=2, length=24)
+    config = dataclasses.replace(TINY, epochs=1, told_weight=100.0)
+    log = train_vae(data, tmp_path / "v" / "vae.pt", config, device="cuda", progress=False)
+    assert np.isfinite([r["told"] for r in log if r["kind"] == "epoch"]).all()

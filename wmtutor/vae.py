@@ -287,6 +287,16 @@ def told_finder(config: VAE, rollouts: str | os.PathLike) -> Callable | None:
     return finder
 
 
+def add_told(loss: torch.Tensor, mu: torch.Tensor, x: torch.Tensor, finder: Callable | None,
+             config: VAE) -> tuple[torch.Tensor, dict]:  # fmt: skip
+    """``loss`` plus ``told_weight`` × the told error of ``mu`` on frames ``x``, and
+    ``{"told": error}`` for the log; ``loss`` and ``{}`` when V is not told (no finder)."""
+    if finder is None:
+        return loss, {}
+    told = told_error(mu, *finder(x))
+    return loss + config.told_weight * told, {"told": told}
+
+
 @torch.no_grad()
 def evaluate(
     model: ConvVAE,
@@ -309,12 +319,9 @@ def evaluate(
             mu, logvar = model.encode(x)
             x_hat = model.decode(reparameterize(mu.float(), logvar.float(), generator))
         weights = weigh(x, x_hat, background, config)
-        parts = dict(zip(("loss", "recon", "kl"), vae_loss(x, x_hat, mu, logvar,
-                         config.kl_tolerance, weights), strict=True))  # fmt: skip
-        if finder is not None:
-            parts["told"] = told_error(mu, *finder(x))
-            parts["loss"] = parts["loss"] + config.told_weight * parts["told"]
-        for key, value in parts.items():
+        loss, recon, kl = vae_loss(x, x_hat, mu, logvar, config.kl_tolerance, weights)
+        loss, told = add_told(loss, mu, x, finder, config)
+        for key, value in dict(loss=loss, recon=recon, kl=kl, **told).items():
             totals[key] = totals.get(key, 0.0) + value.item() * len(x)
     model.train()
     return {key: total / len(frames) for key, total in totals.items()}
@@ -428,10 +435,7 @@ def train_vae(
                 x_hat, mu, logvar = model(x)
             weights = weigh(x, x_hat, background, config)
             loss, recon, kl = vae_loss(x, x_hat, mu, logvar, config.kl_tolerance, weights)
-            told = {}
-            if finder is not None:  # V told where the objects are (Pong)
-                told["told"] = told_error(mu, *finder(x))
-                loss = loss + config.told_weight * told["told"]
+            loss, told = add_told(loss, mu, x, finder, config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
