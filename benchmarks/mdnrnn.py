@@ -70,6 +70,8 @@ def measure(precision: str, batch: int, length: int, hidden: int, z_dim: int, se
 
 
 def main() -> None:
+    from wmtutor.training import precision_note
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--length", type=int, default=100)
@@ -85,9 +87,10 @@ def main() -> None:
                 row = measure(precision, args.batch, args.length, hidden, z_dim, args.seconds,
                               args.device)  # fmt: skip
                 results.setdefault((name, precision), []).append(row)
+    device = next(iter(results.values()))[0]["device"]
     print(
-        f"MDN-RNN training, batch {args.batch} × length {args.length}, "
-        f"median of {args.rounds} rounds of {args.seconds:g} s\n"
+        f"MDN-RNN training on {device}, batch {args.batch} × length {args.length}, "
+        f"median of {args.rounds} rounds of {args.seconds:g} s; {precision_note(device)}\n"
     )
     print("| M | hidden | z_dim | fp32 steps/s | bf16 steps/s | bf16 / fp32 | peak MiB |")
     print("|---|---:|---:|---:|---:|---:|---:|")

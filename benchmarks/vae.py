@@ -177,6 +177,8 @@ def loader(rollouts: str, batch: int, seconds: float, rounds: int) -> None:
 
 
 def main() -> None:
+    from wmtutor.training import precision_note
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--encode-batch", type=int, default=512)
@@ -206,7 +208,7 @@ def main() -> None:
 
     device = next(iter(results.values()))[0]["device"]
     print(f"ConvVAE(z_dim={args.z_dim}) on {device}, median of {args.rounds} rounds of "
-          f"{args.seconds:g} s\n")  # fmt: skip
+          f"{args.seconds:g} s; {precision_note(device)}\n")  # fmt: skip
     print("| work | batch | fp32 frames/s | bf16 frames/s | bf16 / fp32 | peak MiB fp32 / bf16 |")
     print("|---|---:|---:|---:|---:|---:|")
     for mode, batch in jobs:

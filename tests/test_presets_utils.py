@@ -110,7 +110,7 @@ def test_settings_are_checked_when_made(monkeypatch):
     vae = get_preset("tiny").doom.vae
     for field, bad, expected in (("epochs", 0, "an integer >= 1"), ("epochs", 1.5, "integer"),
                                  ("lr", float("nan"), "a finite number > 0"),
-                                 ("precision", "fp16", "one of fp32, bf16")):  # fmt: skip
+                                 ("precision", "fp16", "one of fp32, bf16, auto")):  # fmt: skip
         with pytest.raises(SettingError, match=f"VAE.{field} = .*{expected}"):
             dataclasses.replace(vae, **{field: bad})
     dream = get_preset("tiny").doom.dream
@@ -137,6 +137,49 @@ def test_one_device_decision(monkeypatch):
     monkeypatch.setenv("WMTUTOR_DEVICE", "tpu")
     with pytest.raises(ValueError, match=r"\$WMTUTOR_DEVICE 'tpu'"):
         get_device()
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
+    # An AVX2 CPU emulates bf16 (V trained 35x slower than in fp32 on one): "auto", the
+    # laptop preset's, must pick fp32 there, bf16 on AVX512-BF16 / AMX or a bf16 GPU.
+    from wmtutor import training
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU
+    for avx512_bf16, amx, native in ((False, False, False), (True, False, True),
+                                     (False, True, True)):  # fmt: skip
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert training.bf16_is_native(cpu) is native
+        assert training.resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+        assert training.resolve_precision("fp32", cpu) == "fp32"
+        assert training.resolve_precision("bf16", cpu) == "bf16"  # asked for: kept
+    for supported in (False, True):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda v=supported: v)
+        assert training.resolve_precision("auto", cuda) == ("bf16" if supported else "fp32")
+    with pytest.raises(ValueError, match="'fp32', 'bf16' or 'auto', got 'fp16'"):
+        training.resolve_precision("fp16", cpu)
+
+    # bf16 by name where it is emulated: kept, with one warning (not one per batch).
+    monkeypatch.setattr(training, "_WARNED", set())
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    with pytest.warns(UserWarning, match="without bf16 in hardware"):
+        with training.autocast("bf16", cpu):
+            assert torch.is_autocast_enabled("cpu")
+    with training.autocast("auto", cpu):
+        assert not torch.is_autocast_enabled("cpu")  # auto on this CPU: fp32
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with training.autocast("bf16", cpu):  # warned already
+            pass
+    # Every preset that uses bf16 on a CPU lets the hardware decide.
+    for preset in PRESETS.values():
+        for game in ("carracing", "doom", "pong"):
+            sizes = preset.game(game)
+            for section in (sizes.vae, sizes.mdnrnn, sizes.dream, sizes.joint):
+                assert section.precision in ("fp32", "auto"), (preset.name, game, section)
 
 
 def test_the_temp_files_of_a_killed_writer_are_removed_and_a_live_writers_kept(tmp_path):

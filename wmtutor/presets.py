@@ -90,7 +90,7 @@ COUNT0 = Rule("int", 0)  # a count that may be 0 ("never", "none")
 POSITIVE = Rule("number", 0, open_low=True)
 NONNEG = Rule("number", 0)
 FRACTION = Rule("number", 0, 1, open_low=True, open_high=True)
-PRECISION = Rule("choice", choices=("fp32", "bf16"))
+PRECISION = Rule("choice", choices=("fp32", "bf16", "auto"))
 
 
 class Section:
@@ -168,7 +168,7 @@ class VAE(Section):
     batch_size: int  # frames per batch
     lr: float  # Adam's learning rate
     kl_tolerance: float = 0.5  # the KL is free up to kl_tolerance * z_dim per frame
-    precision: str = "fp32"  # fp32 | bf16 (autocast on the matrix multiplies)
+    precision: str = "fp32"  # fp32 | bf16 | auto (bf16 where native: autocast on the matmuls)
     buffer_size: int = 8192  # frames in the streaming shuffle buffer (12 KB each)
     num_workers: int = 0  # loader processes reading frames (0: in the training process)
     foreground_weight: float = 1.0  # pixels off the median frame count this many times (1: paper)
@@ -196,7 +196,7 @@ class MDNRNN(Section):
     grad_clip: float = 1.0  # gradient norm clipping
     done_weight: float = 10.0  # the done loss counts a "done" step this many times
     reward_weight: float = 1.0  # weight of the reward head's squared error
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    precision: str = "fp32"  # fp32 | bf16 | auto (bf16 where the hardware has it; autocast)
     buffer_size: int = 256  # windows in the streaming shuffle buffer
     num_workers: int = 0  # loader processes reading windows (0: in the training process)
     train_on: str = "sample"  # sample: a fresh z ~ N(mu, sigma^2) per batch | mu (a known bug)
@@ -263,7 +263,7 @@ class Dream(Section):
 
     tau: float = 1.15  # M's temperature in the dream
     done_threshold: float = 0.5  # a dream ends when M's P(done) exceeds this
-    precision: str = "fp32"  # fp32 | bf16 (autocast on M's matrix multiplies)
+    precision: str = "fp32"  # fp32 | bf16 | auto (bf16 where native; autocast on M's matmuls)
     real_episodes: int = 100  # the final test in the real game (the paper's 100)
     validation_episodes: int = 30  # real episodes per round that choose the round to ship
     taus: tuple[float, ...] = (0.1, 0.5, 1.0, 1.15, 1.3)  # the temperature sweep
@@ -302,7 +302,7 @@ class Joint(Section):
     inverse_weight: float = 1.0  # weight of the inverse model's loss
     inverse_hidden: int = 128  # the inverse model's hidden units
     buffer_size: int = 64  # windows in the streaming shuffle buffer (12 KB a frame)
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    precision: str = "fp32"  # fp32 | bf16 | auto (bf16 where the hardware has it; autocast)
     grad_clip: float = 1.0  # gradient norm clipping, of all three together (as M's)
 
 
@@ -493,6 +493,9 @@ PRESETS: dict[str, Preset] = {
             dream=Dream(real_episodes=2, reward="predicted"),
         ),
     ),
+    # precision "auto" (V, M, the dream, joint): bf16 where the CPU does it in hardware
+    # (AVX512-BF16, AMX: 1.3-2x faster), else fp32 (an AVX2 laptop emulates bf16, and V
+    # trains 35x slower in it: README, "V: the ConvVAE").
     "laptop": Preset(
         name="laptop",
         seed=0,
@@ -501,9 +504,9 @@ PRESETS: dict[str, Preset] = {
         # About 4 minutes of gathering on 2 cores for the three games together.
         carracing=Game(
             data=Data(n_rollouts=64, max_steps=500, policy="brownian"),
-            vae=VAE(z_dim=32, epochs=3, batch_size=64, lr=1e-3, precision="bf16"),
+            vae=VAE(z_dim=32, epochs=3, batch_size=64, lr=1e-3, precision="auto"),
             mdnrnn=MDNRNN(
-                hidden=256, seq_len=100, epochs=60, batch_size=32, lr=1e-3, precision="bf16"
+                hidden=256, seq_len=100, epochs=60, batch_size=32, lr=1e-3, precision="auto"
             ),
             controller=Controller(
                 popsize=12,
@@ -532,12 +535,12 @@ PRESETS: dict[str, Preset] = {
         ),
         doom=Game(
             data=Data(n_rollouts=1000, max_steps=2100, policy="held", min_length=100),
-            vae=VAE(z_dim=64, epochs=1, batch_size=64, lr=1e-3, precision="bf16"),
+            vae=VAE(z_dim=64, epochs=1, batch_size=64, lr=1e-3, precision="auto"),
             # M's quality decides whether a dream-trained C transfers: 40 epochs on 500
             # rollouts gave a controller that exploits the dream (real 175, random 213),
             # 160 epochs 262; so more data and more epochs.
             mdnrnn=MDNRNN(
-                hidden=256, seq_len=100, epochs=100, batch_size=32, lr=1e-3, precision="bf16"
+                hidden=256, seq_len=100, epochs=100, batch_size=32, lr=1e-3, precision="auto"
             ),
             # C is trained in M's dream (notebook 07): a generation of 32 x 8 dreams of up
             # to 2100 steps is one batch, about 2 s.
@@ -553,8 +556,8 @@ PRESETS: dict[str, Preset] = {
             ),
             # One round of iterative training: without it C exploits the laptop M's dream
             # (README: it runs to a wall where M never dreams a fireball).
-            dream=Dream(precision="bf16", sweep_generations=30, sweep_episodes=30, rounds=1),
-            joint=Joint(precision="bf16"),  # as V and M: bf16 autocast on 2 cores
+            dream=Dream(precision="auto", sweep_generations=30, sweep_episodes=30, rounds=1),
+            joint=Joint(precision="auto"),  # as V and M: bf16 where the CPU does it natively
         ),
         pong=Game(
             data=Data(n_rollouts=50, max_steps=1000, policy="held", frame_skip=4),
@@ -567,12 +570,12 @@ PRESETS: dict[str, Preset] = {
                 epochs=8,
                 batch_size=64,
                 lr=1e-3,
-                precision="bf16",
+                precision="auto",
                 foreground_weight=30.0,
                 told_weight=100.0,
             ),
             mdnrnn=MDNRNN(
-                hidden=256, seq_len=100, epochs=30, batch_size=32, lr=1e-3, precision="bf16"
+                hidden=256, seq_len=100, epochs=30, batch_size=32, lr=1e-3, precision="auto"
             ),
             # README "Pong, measured": C reads standardized inputs (z barely moves), plays
             # 1000 steps (most of a game) and breaks the ties of 0-21 losses by how long the
