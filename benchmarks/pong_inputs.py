@@ -7,8 +7,10 @@ column and to their change since the last frame (the velocity), on frames of the
 encoded rollouts where the ball is in both frames, found by its colour
 (``envs.pong_positions``): each input standardized (C reads its inputs in units of their
 spread), fitted on the first half of the steps, scored (R²) on the second. Rows: ``z_t``
-alone; ``z_t, z_t-1`` (what a C given last frame's z would read); ``z_t, h_t`` (what the
-course's C reads); ``h_t`` alone.
+alone; ``z_t, z_t-1`` (what a C given last frame's z would read); ``z_t, h_t`` (all of
+it); the first principal components of the standardized ``z_t, h_t`` that the preset's C
+reads (``Controller.components``, from ``controller.input_stats`` as C gets them);
+``h_t`` alone.
 
     python benchmarks/pong_inputs.py --preset laptop --seed 0   # the run's V and M (seconds)
     python benchmarks/pong_inputs.py ... --files 12               # the last 12 encoded rollouts
@@ -23,7 +25,8 @@ import argparse
 import numpy as np
 import torch
 
-from wmtutor.envs import action_features, pong_positions
+from wmtutor.controller import input_stats
+from wmtutor.envs import action_features, make_env, pong_positions
 from wmtutor.files import load_rollout
 from wmtutor.pipeline import get_latents, get_mdnrnn, make_run
 from wmtutor.utils import get_device
@@ -55,7 +58,15 @@ def main() -> None:
     latents = get_latents("pong", args.preset, seed=run.seed, device=device, progress=False)
     mdnrnn, _ = get_mdnrnn("pong", args.preset, seed=run.seed, device=device, progress=False)
     entries = latents["files"][-args.files :]
-    inputs = {"z_t": [], "z_t, z_t-1": [], "z_t, h_t (C's input)": [], "h_t": []}
+    k = run.sizes.controller.components
+    pcs = f"{k} principal components of z_t, h_t (C's input)"
+    inputs = {"z_t": [], "z_t, z_t-1": [], "z_t, h_t": [], pcs: [], "h_t": []}
+    if k:  # C's own statistics: the first rollouts, standardized, projected
+        env = make_env("pong")
+        stats = input_stats(latents["dir"], mdnrnn, env.adapter, "zh", components=k)
+        env.close()
+    else:
+        del inputs[pcs]
     velocity, place = [], []
     for entry in entries:
         with np.load(f"{latents['dir']}/{entry['file']}", allow_pickle=False) as data:
@@ -72,7 +83,10 @@ def main() -> None:
         place.append(targets[1:][ball])
         inputs["z_t"].append(z[1:][ball])
         inputs["z_t, z_t-1"].append(np.c_[z[1:], z[:-1]][ball])
-        inputs["z_t, h_t (C's input)"].append(np.c_[z[1:], h[1:]][ball])
+        inputs["z_t, h_t"].append(np.c_[z[1:], h[1:]][ball])
+        if k:
+            x = (np.c_[z, h] - stats["input_mean"]) / (stats["input_std"] + 1e-6)
+            inputs[pcs].append((x @ stats["input_basis"].T)[1:][ball])
         inputs["h_t"].append(h[1:][ball])
     velocity, place = np.concatenate(velocity), np.concatenate(place)
     print(

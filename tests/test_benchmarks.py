@@ -104,9 +104,10 @@ def test_pong_inputs_probes_each_input_for_the_balls_place_and_velocity(tmp_path
     steps = re.search(r"(\d+) steps of 3 encoded rollouts", out.stdout)
     assert steps and int(steps[1]) > 10, out.stdout
     rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith("| ")][1:]
-    assert [r[0][2:] for r in rows] == ["z_t", "z_t, z_t-1", "z_t, h_t (C's input)", "h_t"]
+    pcs = "8 principal components of z_t, h_t (C's input)"  # tiny's Pong C reads 8
+    assert [r[0][2:] for r in rows] == ["z_t", "z_t, z_t-1", "z_t, h_t", pcs, "h_t"]
     r2 = np.array([[float(x) for x in f"{r[1]} / {r[2].strip(' |')}".split(" / ")] for r in rows])
-    assert r2.shape == (4, 4) and np.isfinite(r2).all() and (r2 <= 1).all(), r2
+    assert r2.shape == (5, 4) and np.isfinite(r2).all() and (r2 <= 1).all(), r2
 
 
 def test_pong_inputs_probe_scores_what_x_carries():

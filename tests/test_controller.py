@@ -20,6 +20,7 @@ from wmtutor.controller import (
     train_controller,
 )
 from wmtutor.envs import make_env
+from wmtutor.files import read_manifest
 from wmtutor.mdnrnn import MDNRNN
 from wmtutor.presets import Controller as ControllerConfig
 from wmtutor.training import save_checkpoint
@@ -277,9 +278,11 @@ def test_standardized_inputs_are_in_units_of_their_spread_on_the_data(spec, tmp_
     latents = barely_moving_latents(tmp_path / "latents")
     mdnrnn, env = load_mdnrnn(spec["mdnrnn"], device="cpu"), make_env("doom")
     try:
-        mean, std = input_stats(latents, mdnrnn, env.adapter, "zh")
+        stats = input_stats(latents, mdnrnn, env.adapter, "zh")
     finally:
         env.close()
+    assert set(stats) == {"input_mean", "input_std"}  # no basis without components
+    mean, std = stats["input_mean"], stats["input_std"]
     assert mean.shape == std.shape == (8 + 16,)
     np.testing.assert_allclose(mean[:8], 0.5, atol=1e-3)
     assert np.all(std[:8] < 3e-3) and np.all(std[8:] > 0)
@@ -300,6 +303,60 @@ def test_standardized_inputs_are_in_units_of_their_spread_on_the_data(spec, tmp_
     assert make_agent(spec, 1)[0].controller.shift is None  # the default reads x raw
     with pytest.raises(ValueError, match="real game only"):
         InDream.from_spec(standardized, Dream())
+
+
+def test_a_c_on_principal_components_reads_unit_spread_coordinates_and_keeps_them(spec, tmp_path):
+    # Pong's C reads a few principal components of its standardized [z, h]: still linear in
+    # [z, h], with far fewer weights for CMA-ES. The basis comes from the data once, is
+    # saved with C, and a C that reads components refuses to run without one.
+    from wmtutor.controller import input_stats, make_agent, with_input_stats
+    from wmtutor.mdnrnn import load_mdnrnn
+
+    latents = barely_moving_latents(tmp_path / "latents")
+    mdnrnn, env = load_mdnrnn(spec["mdnrnn"], device="cpu"), make_env("doom")
+    try:
+        stats = input_stats(latents, mdnrnn, env.adapter, "zh", components=5)
+        with pytest.raises(ValueError, match="components 61: more than the 24"):
+            input_stats(latents, mdnrnn, env.adapter, "zh", components=61)
+    finally:
+        env.close()
+    basis = stats["input_basis"]
+    assert basis.shape == (5, 8 + 16)
+    c = Controller(8, 16, 1, "zh", components=5)
+    assert c.n_params == 5 + 1
+    with pytest.raises(RuntimeError, match="set_input_stats first"):
+        c.features(torch.zeros(1, 8), torch.zeros(1, 16), None)
+    with pytest.raises(ValueError, match=r"expected \(5, 24\)"):
+        c.set_input_stats(stats["input_mean"], stats["input_std"])
+    c.set_input_stats(stats["input_mean"], stats["input_std"], basis)
+    with pytest.raises(ValueError, match="expected none"):
+        Controller(8, 16, 1, "zh").set_input_stats(stats["input_mean"], stats["input_std"], basis)
+
+    # On the data it came from, each coordinate has unit spread and they are uncorrelated.
+    xs = []
+    for entry in read_manifest(latents)["files"]:
+        with np.load(latents / entry["file"]) as data:
+            z = torch.as_tensor(data["mu"])
+            a = torch.nn.functional.one_hot(torch.as_tensor(data["actions"]), 3).float()
+        state, hs = mdnrnn.initial_state((1,), "cpu"), []
+        with torch.no_grad():
+            for t in range(len(z)):
+                hs.append(state[0][0, 0])
+                _, state = mdnrnn.step(z[t], a[t], state)
+        xs.append(c.features(z, torch.stack(hs), None))
+    cov = torch.cov(torch.cat(xs).T.double())
+    torch.testing.assert_close(cov, torch.eye(5, dtype=torch.float64), atol=2e-2, rtol=0)
+
+    standardized = {**spec, "latents": str(latents), "standardize": True, "components": 5}
+    judge = RealGame(standardized, 0, workers=1, evaluate=fake_evaluate)
+    assert judge.n_params == 6
+    folder = tmp_path / "c"
+    train_controller(folder, CONFIG, judge, progress=False)
+    np.testing.assert_array_equal(load_controller_state(folder)["input_basis"], basis)
+    agent, _ = make_agent(with_input_stats(standardized, folder), 1)
+    np.testing.assert_array_equal(agent.controller.basis.numpy(), basis)
+    with pytest.raises(ValueError, match="needs standardize"):
+        with_input_stats({**spec, "standardize": False, "components": 5})
 
 
 def test_a_standardized_c_is_saved_with_its_input_stats_and_plays_without_the_data(spec, tmp_path):

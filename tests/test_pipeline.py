@@ -3,11 +3,13 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from wmtutor import pipeline
 from wmtutor.cli import main as cli_main
 from wmtutor.pipeline import TEST_SEED, VALIDATION_SEED, choose_round, stage_names
+from wmtutor.presets import get_preset
 from wmtutor.rollouts import rollout_seed
 from wmtutor.viz import dreams_gif
 
@@ -340,6 +342,9 @@ def test_pong_and_carracing_train_c_in_the_real_game_and_test_it(tmp_path, monke
     params, spec, what = pipeline.trained_agent("pong", "tiny")  # what `wmtutor play` shows
     assert what.startswith("C trained in the real game") and spec["game"] == "pong"
     assert spec["standardize"]  # Pong's C reads its inputs standardized (the preset's)
+    components = get_preset("tiny").pong.controller.components  # ... and a few of their PCs
+    assert components > 0 and spec["components"] == components
+    assert np.asarray(spec["input_basis"]).shape == (components, len(spec["input_mean"]))
     # ... with the statistics it was trained with, saved beside it: a class's bundle (no
     # latents in it) plays the teacher's Pong C as it is.
     from wmtutor.bundle import export_bundle, import_bundle
@@ -352,8 +357,9 @@ def test_pong_and_carracing_train_c_in_the_real_game_and_test_it(tmp_path, monke
     assert not (tmp_path / "student" / "pong" / "tiny" / "seed0" / "latents").exists()
     _, student, _ = pipeline.trained_agent("pong", "tiny")
     assert student["input_mean"] == spec["input_mean"] and "student" in student["mdnrnn"]
+    assert student["input_basis"] == spec["input_basis"]
     agent, _ = make_agent(student, 1)
-    assert agent.controller.shift is not None
+    assert agent.controller.shift is not None and agent.controller.n_params == components + 1
     with pytest.raises(ValueError, match="no tau"):
         pipeline.run_pipeline("carracing", "tiny", tau=1.0)
     with pytest.raises(ValueError, match="--full: preset 'tiny' has no full section for pong"):

@@ -260,7 +260,8 @@ def test_the_full_controller_cannot_describe_another_agent():
     # that differed there would be trained and tested as something it does not say.
     game = PRESETS["laptop"].pong
     assert game.full is not None
-    for field, value in (("standardize", False), ("inputs", "z"), ("bias", False)):
+    for field, value, also in (("standardize", False, {"components": 0}), ("inputs", "z", {}),
+                               ("bias", False, {}), ("components", 7, {})):  # fmt: skip
         with pytest.raises(SettingError, match=f"{field} = {value!r}"):
-            dataclasses.replace(game, full=dataclasses.replace(game.full, **{field: value}))
+            dataclasses.replace(game, full=dataclasses.replace(game.full, **{field: value}, **also))
     dataclasses.replace(game, full=dataclasses.replace(game.full, generations=3))  # fine

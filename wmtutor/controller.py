@@ -6,6 +6,9 @@ steer = y0, gas = (y1 + 1) / 2, brake = clip(y2, 0, 1) (288 inputs, 3 outputs, 8
 parameters); for Doom one output split at ±1/3 into left / stay / right. ``inputs``
 chooses what C sees, for the paper's ablations: ``"z"`` (V only), ``"zh"`` (V and M's
 hidden state, the default), ``"zch"`` (also M's cell state, the paper's Doom controller).
+In the real game C may read its inputs standardized (each in units of its spread over the
+data) and, with ``components``, only their first principal components: still a linear
+function of ``[z, h]``, with far fewer numbers for CMA-ES to search (README, "Pong").
 ``Controller`` is the only implementation: the real game uses one parameter vector, the
 dream (``wmtutor.dream``) a different one per row of a batch, through the same methods.
 
@@ -74,8 +77,12 @@ class Controller:
         inputs: ``"z"``, ``"zh"`` or ``"zch"``.
         bias: with a bias ``b`` (the paper's Doom controller has none).
         device: where ``W`` and ``b`` live (M's device).
+        components: 0 (W reads every input), or W reads this many principal components
+            of the standardized inputs (``set_input_stats`` gives their directions).
 
-    The flat layout is ``[W.ravel(), b]`` (``W`` is ``(size, in_features)``). One
+    ``in_features`` is the size of ``x`` (``z_dim + hidden`` for ``zh``); ``n_inputs``
+    what W reads: ``in_features``, or ``components``. The flat layout is
+    ``[W.ravel(), b]`` (``W`` is ``(size, n_inputs)``). One
     controller: ``set_params`` then ``controller(z, h, c)``. A batch of controllers, one
     per row (a CMA-ES generation in the dream): ``W, b = controller.unflatten(params)``
     then ``Controller.apply(W, b, controller.features(z, h, c))``.
@@ -89,17 +96,24 @@ class Controller:
         inputs: str = "zh",
         bias: bool = True,
         device: str | torch.device | None = None,
+        components: int = 0,
     ):
         if inputs not in INPUTS:
             raise ValueError(f"inputs must be one of {', '.join(INPUTS)}, got {inputs!r}")
         self.z_dim, self.hidden, self.size, self.inputs = z_dim, hidden, size, inputs
         self.bias = bool(bias)
         self.in_features = z_dim + hidden * (len(inputs) - 1)
+        if not (isinstance(components, int) and 0 <= components <= self.in_features):
+            raise ValueError(f"components {components!r}: expected 0 (all inputs) to "
+                             f"{self.in_features} (the size of {inputs!r})")  # fmt: skip
+        self.components = components
+        self.n_inputs = components or self.in_features
         self.device = torch.device(device) if device is not None else torch.device("cpu")
-        self.W = torch.zeros(size, self.in_features, device=self.device)
+        self.W = torch.zeros(size, self.n_inputs, device=self.device)
         self.b = torch.zeros(size, device=self.device)
         self.shift: torch.Tensor | None = None  # input standardization (set_input_stats)
         self.scale: torch.Tensor | None = None
+        self.basis: torch.Tensor | None = None  # (components, in_features), or None
 
     @property
     def n_params(self) -> int:
@@ -118,8 +132,9 @@ class Controller:
         self.b.copy_(b[0])
 
     def unflatten(self, params: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Flat parameters of P controllers ``(P, n_params)`` -> ``W (P, size, in_features)``
-        and ``b (P, size)`` (zeros without a bias), float32 on this controller's device."""
+        """Flat parameters of P controllers ``(P, n_params)`` -> ``W``
+        ``(P, size, n_inputs)`` and ``b (P, size)`` (zeros without a bias), float32 on this
+        controller's device."""
         params = torch.as_tensor(params, dtype=torch.float32, device=self.device)
         if params.ndim != 2 or params.shape[1] != self.n_params:
             raise ValueError(
@@ -127,29 +142,46 @@ class Controller:
                 f"{tuple(params.shape)}"
             )
         n_w = self.W.numel()
-        W = params[:, :n_w].reshape(-1, self.size, self.in_features)
+        W = params[:, :n_w].reshape(-1, self.size, self.n_inputs)
         b = params[:, n_w:] if self.bias else params.new_zeros(len(params), self.size)
         return W, b
 
     def features(self, z, h, c) -> torch.Tensor:
-        """The input x for a batch: ``(N, in_features)`` (``c`` is only read for ``zch``),
-        standardized if ``set_input_stats`` was called."""
+        """What W reads for a batch, ``(N, n_inputs)`` (``c`` is only read for ``zch``):
+        standardized if ``set_input_stats`` was called, then its principal components
+        if this C reads ``components``."""
         x = features(self.inputs, z, h, c, self.device)
         if self.shift is not None:
             x = (x - self.shift) / self.scale
+        if self.basis is not None:
+            x = x @ self.basis.T
+        elif self.components:
+            raise RuntimeError("this C reads principal components: set_input_stats first")
         return x
 
-    def set_input_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+    def set_input_stats(self, mean: np.ndarray, std: np.ndarray,
+                        basis: np.ndarray | None = None) -> None:  # fmt: skip
         """Read ``(x - mean) / std`` from now on (``input_stats``): each input in units of
         its own spread over the data, so that inputs that barely move (Pong's z) still
-        move C. ``(in_features,)`` each."""
+        move C. ``(in_features,)`` each. A C with ``components`` reads that standardized
+        x's coordinates on ``basis`` ``(components, in_features)``, the first principal
+        directions; a C without them takes no basis."""
         if mean.shape != (self.in_features,) or std.shape != (self.in_features,):
             raise ValueError(
                 f"input stats of shape {mean.shape} and {std.shape}: expected "
                 f"({self.in_features},) each for this controller's inputs {self.inputs!r}"
             )
+        want = (self.components, self.in_features) if self.components else None
+        if (None if basis is None else basis.shape) != want:
+            raise ValueError(
+                f"a basis of shape {None if basis is None else basis.shape}: this C reads "
+                + (f"{self.components} principal components, expected {want}" if want else
+                   "its inputs as they are, expected none")
+            )  # fmt: skip
         self.shift = torch.as_tensor(mean, dtype=torch.float32, device=self.device)
         self.scale = torch.as_tensor(std, dtype=torch.float32, device=self.device) + 1e-6
+        if basis is not None:
+            self.basis = torch.as_tensor(basis, dtype=torch.float32, device=self.device)
 
     @staticmethod
     def apply(W: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -297,11 +329,19 @@ def run_episodes(
 
 
 def input_stats(
-    latents: str | os.PathLike, mdnrnn, adapter, inputs: str, n_rollouts: int = 10
-) -> tuple[np.ndarray, np.ndarray]:
-    """The mean and standard deviation ``(in_features,)`` of C's inputs over the first
-    ``n_rollouts`` encoded rollouts in ``latents``: z is their ``mu``, h and c M's state
-    before each step, fed the recorded actions (what C reads when it plays)."""
+    latents: str | os.PathLike,
+    mdnrnn,
+    adapter,
+    inputs: str,
+    n_rollouts: int = 10,
+    components: int = 0,
+) -> dict[str, np.ndarray]:
+    """What C standardizes its inputs with, from the first ``n_rollouts`` encoded rollouts
+    in ``latents`` (z is their ``mu``, h and c M's state before each step, fed the recorded
+    actions: what C reads when it plays): ``input_mean`` and ``input_std``, each
+    ``(in_features,)``, and with ``components`` also ``input_basis``
+    ``(components, in_features)``: the first principal directions of the standardized
+    inputs, each divided by its spread (C reads coordinates of unit spread on them)."""
     folder = Path(latents)
     files = read_manifest(folder)["files"][:n_rollouts] if folder.is_dir() else []
     if not files:
@@ -321,41 +361,68 @@ def input_stats(
             cs.append(state[1][0, 0])
             _, state = mdnrnn.step(z[t], a[t], state)
         xs.append(features(inputs, z, torch.stack(hs), torch.stack(cs), device))
-    x = torch.cat(xs)
-    return x.mean(0).cpu().numpy(), x.std(0).cpu().numpy()
+    x = torch.cat(xs).double()
+    mean, std = x.mean(0), x.std(0)
+    stats = {"input_mean": mean, "input_std": std}
+    if components:
+        if components > min(x.shape):
+            raise ValueError(
+                f"components {components}: more than the {min(x.shape)} that "
+                f"{len(x)} steps of {x.shape[1]} inputs have (fewer, or more rollouts)"
+            )
+        centred = (x - mean) / (std.float() + 1e-6).double()  # as Controller.features reads
+        centred = centred - centred.mean(0)
+        _, s, vt = torch.linalg.svd(centred, full_matrices=False)
+        vt = vt * torch.where(vt.sum(1, keepdim=True) < 0, -1.0, 1.0)  # one sign, reproducible
+        spread = s[:components] / (len(x) - 1) ** 0.5
+        stats["input_basis"] = vt[:components] / spread[:, None].clamp(min=1e-6)
+    return {k: v.float().cpu().numpy() for k, v in stats.items()}
 
 
-STATS = ("input_mean", "input_std")  # C's input statistics, in a spec and in state.npz
+# C's input statistics, in a spec and in state.npz (the basis only where C reads components)
+STATS = ("input_mean", "input_std", "input_basis")
 
 
 def with_input_stats(spec: dict, folder: str | os.PathLike | None = None) -> dict:
     """``spec`` with the statistics its C standardizes its inputs with (``input_mean``,
-    ``input_std``: lists of ``in_features`` numbers), where it has ``standardize``.
+    ``input_std``: lists of ``in_features`` numbers, and where it reads ``components``,
+    ``input_basis``: that many such lists), where it has ``standardize``.
 
     They are part of what a trained C is, so they come from the controller's own
     ``state.npz`` in ``folder`` when it was trained with them (a bundled C plays without
     the data); otherwise they are computed once here from the spec's latents
     (``input_stats``) and every worker reads them from the spec. A spec without
     ``standardize``, or with its stats already, is returned as it is."""
-    if not spec.get("standardize") or STATS[0] in spec:
+    names = _stat_names(spec)
+    if not spec.get("standardize") or all(k in spec for k in names):
         return spec
     if folder is not None and (Path(folder) / CONTROLLER_STATE).exists():
         state = load_controller_state(folder)
-        if all(k in state for k in STATS):
-            return {**spec, **{k: state[k].tolist() for k in STATS}}
+        if all(k in state for k in names):
+            return {**spec, **{k: state[k].tolist() for k in names}}
     env = _game({**spec, "shrink": 1})  # for its action adapter only
     try:
         mdnrnn = load_mdnrnn(spec["mdnrnn"], device=get_device(spec.get("device")))
-        mean, std = input_stats(spec["latents"], mdnrnn, env.adapter, spec["inputs"])
+        stats = input_stats(spec["latents"], mdnrnn, env.adapter, spec["inputs"],
+                            components=spec.get("components", 0))  # fmt: skip
     finally:
         env.close()
-    return {**spec, "input_mean": mean.tolist(), "input_std": std.tolist()}
+    return {**spec, **{k: v.tolist() for k, v in stats.items()}}
+
+
+def _stat_names(spec: dict) -> tuple[str, ...]:
+    """The statistics a standardized C of ``spec`` reads (``STATS``, the basis only with
+    ``components``)."""
+    if spec.get("components") and not spec.get("standardize"):
+        raise ValueError(f"components {spec['components']}: C reads principal components of "
+                         "its standardized inputs, so it needs standardize")  # fmt: skip
+    return STATS if spec.get("components") else STATS[:2]
 
 
 # What a process needs to build the agent: plain data, so it pickles cheaply to any worker.
 # {"game", "vae", "mdnrnn" (checkpoint paths), "inputs", "bias", "frame_skip", "latents",
-#  "device", "standardize", "input_mean", "input_std"}; ``wmtutor.pipeline.agent_spec``
-#  makes one, ``with_input_stats`` adds the last two.
+#  "device", "standardize", "components", "input_mean", "input_std", "input_basis"};
+#  ``wmtutor.pipeline.agent_spec`` makes one, ``with_input_stats`` adds the stats.
 _WORKER: dict = {}
 
 
@@ -381,15 +448,17 @@ def make_agent(spec: dict, n_envs: int) -> tuple[Agent, list]:
         if spec.get("policy"):  # a PPO actor (wmtutor.ppo) in C's place
             controller = load_policy(spec["policy"], device)
         else:
-            controller = Controller(vae.z_dim, mdnrnn.hidden, env.adapter.size, spec["inputs"],
-                                    spec.get("bias", True), device)  # fmt: skip
+            controller = controller_for(spec, mdnrnn)
             if spec.get("standardize"):  # the spec's stats (with_input_stats), else the data's
+                names = _stat_names(spec)
                 stats = (
-                    (spec["input_mean"], spec["input_std"])
-                    if "input_mean" in spec
-                    else input_stats(spec["latents"], mdnrnn, env.adapter, spec["inputs"])
-                )
-                controller.set_input_stats(*(np.asarray(v, dtype=np.float32) for v in stats))
+                    {k: spec[k] for k in names}
+                    if all(k in spec for k in names)
+                    else input_stats(spec["latents"], mdnrnn, env.adapter, spec["inputs"],
+                                     components=spec.get("components", 0))
+                )  # fmt: skip
+                controller.set_input_stats(*(np.asarray(stats[k], dtype=np.float32)
+                                             for k in names))  # fmt: skip
         _WORKER.clear()
         _WORKER.update(key=key, agent=Agent(vae, mdnrnn, controller, env.adapter), envs=[env])
     envs = _WORKER["envs"]
@@ -613,11 +682,12 @@ class Judge(Protocol):
 
 
 def controller_for(spec: dict, mdnrnn=None, device: torch.device | None = None) -> Controller:
-    """The (zero) controller of ``spec``'s agent: its sizes, inputs and bias."""
+    """The (zero) controller of ``spec``'s agent: its sizes, inputs, bias and components
+    (without its input statistics)."""
     mdnrnn = mdnrnn or load_mdnrnn(spec["mdnrnn"], device=device)
     size = GAMES[spec["game"]].controller_size
     return Controller(mdnrnn.z_dim, mdnrnn.hidden, size, spec["inputs"], spec.get("bias", True),
-                      next(mdnrnn.parameters()).device)  # fmt: skip
+                      next(mdnrnn.parameters()).device, spec.get("components", 0))  # fmt: skip
 
 
 class RealGame:
@@ -770,7 +840,8 @@ def train_controller(
             if saved["es_mean"].shape != (n_params,):
                 raise ValueError(
                     f"{out_dir} holds a controller with {saved['es_mean'].shape[0]} parameters, "
-                    f"this one has {n_params}: another V, M or inputs? use --restart"
+                    f"this one has {n_params}: another V, M, inputs or components? use --restart"
+                    " (or another folder, --out)"
                 )
             if saved.get("judge", judge.description) != judge.description:
                 raise ValueError(

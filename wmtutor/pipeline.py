@@ -223,7 +223,9 @@ def _spec(run: Run, inputs: str, device: torch.device, mdnrnn: Path | None = Non
     return {"game": run.game, "vae": str(run.vae), "mdnrnn": str(mdnrnn or run.mdnrnn),
             "latents": str(starts), "inputs": inputs, "bias": sizes.controller.bias,
             "frame_skip": sizes.data.frame_skip, "device": str(device),
-            **({"standardize": True} if sizes.controller.standardize else {})}  # fmt: skip
+            **({"standardize": True} if sizes.controller.standardize else {}),
+            **({"components": sizes.controller.components} if sizes.controller.components
+               else {})}  # fmt: skip
 
 
 def get_initial_latents(game: str, preset: Preset | str | None = None, *,

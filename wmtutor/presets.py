@@ -214,7 +214,8 @@ class Controller(Section):
                  backend=Rule("choice", choices=("wmtutor", "pycma")), timeout=POSITIVE,
                  inputs=Rule("choice", choices=("z", "zh", "zch")),
                  bias=Rule("choice", choices=(True, False)),
-                 standardize=Rule("choice", choices=(True, False)), test_steps=COUNT0,
+                 standardize=Rule("choice", choices=(True, False)), components=COUNT0,
+                 test_steps=COUNT0,
                  shrink=Rule("int", 1, 8))  # fmt: skip
 
     popsize: int  # CMA-ES population
@@ -236,6 +237,8 @@ class Controller(Section):
     bias: bool = True  # y = tanh(W x + b); the paper's Doom controller has no b
     # (Pong's z barely moves over a game: a weight of 0.1 on it moves nothing.)
     standardize: bool = False  # real game: C reads x in units of its spread over the data
+    # (Pong: 289 weights are too many for 12 candidates a generation to search.)
+    components: int = 0  # with standardize: C reads only this many principal components of x
     # Cap of the final test's episodes in `wmtutor pipeline` for CarRacing and Pong (0: the
     # game's full length, 1000 steps or a whole game of Pong); their test episodes are
     # the game's `dream.real_episodes`.
@@ -244,6 +247,13 @@ class Controller(Section):
     # mean's evaluation are drawn this many times smaller on each side, faster and not the
     # same bytes; the test plays the real pixels whatever this is.
     shrink: int = 1  # CarRacing: C's training games drawn on a canvas this much smaller
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.components and not self.standardize:
+            raise SettingError("Controller", "components", self.components,
+                               "0 without standardize (C reads principal components of "
+                               "its standardized inputs)")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -361,7 +371,7 @@ class Game:
     full: Controller | None = None
 
     # What the agent *is* (its spec) comes from `controller`, so `full` may not differ there.
-    AGENT = ("inputs", "bias", "standardize")
+    AGENT = ("inputs", "bias", "standardize", "components")
 
     def __post_init__(self) -> None:
         for name in self.AGENT if self.full is not None else ():
@@ -489,6 +499,8 @@ PRESETS: dict[str, Preset] = {
                 test_steps=40,
                 length_bonus=1.0,
                 standardize=True,
+                components=8,
+                sigma0=0.3,
             ),
             dream=Dream(real_episodes=2, reward="predicted"),
         ),
@@ -589,6 +601,8 @@ PRESETS: dict[str, Preset] = {
                 eval_episodes=8,
                 length_bonus=1.0,
                 standardize=True,
+                components=32,
+                sigma0=0.3,
             ),
             # The pipeline's C (`wmtutor pipeline --env pong`): the same, 2x longer (on the
             # told V, seed 0's validation peaked at generation 40 of 80: README, "A probe
@@ -602,6 +616,8 @@ PRESETS: dict[str, Preset] = {
                 eval_episodes=8,
                 length_bonus=1.0,
                 standardize=True,
+                components=32,
+                sigma0=0.3,
             ),
             # The pipeline's test: 20 whole games; a dream pays the points M predicts.
             dream=Dream(real_episodes=20, reward="predicted"),
