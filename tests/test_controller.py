@@ -357,6 +357,11 @@ def test_a_c_on_principal_components_reads_unit_spread_coordinates_and_keeps_the
     np.testing.assert_array_equal(agent.controller.basis.numpy(), basis)
     with pytest.raises(ValueError, match="needs standardize"):
         with_input_stats({**spec, "standardize": False, "components": 5})
+    # A C trained on components is not resumed as one on all the inputs: said, not mixed.
+    all_inputs = RealGame({**standardized, "components": 0}, 0, workers=1, evaluate=fake_evaluate)
+    longer = dataclasses.replace(CONFIG, generations=CONFIG.generations + 1)
+    with pytest.raises(ValueError, match="6 parameters, this one has 25: .*or remove that folder"):
+        train_controller(folder, longer, all_inputs, progress=False)
 
 
 def test_a_standardized_c_is_saved_with_its_input_stats_and_plays_without_the_data(spec, tmp_path):

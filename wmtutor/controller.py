@@ -840,8 +840,8 @@ def train_controller(
             if saved["es_mean"].shape != (n_params,):
                 raise ValueError(
                     f"{out_dir} holds a controller with {saved['es_mean'].shape[0]} parameters, "
-                    f"this one has {n_params}: another V, M, inputs or components? use --restart"
-                    " (or another folder, --out)"
+                    f"this one has {n_params}: another V, M, inputs or components? Train it "
+                    "anew with --restart, in another folder (--out), or remove that folder"
                 )
             if saved.get("judge", judge.description) != judge.description:
                 raise ValueError(
