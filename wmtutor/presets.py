@@ -507,7 +507,7 @@ PRESETS: dict[str, Preset] = {
     ),
     # precision "auto" (V, M, the dream, joint): bf16 where the CPU does it in hardware
     # (AVX512-BF16, AMX: 1.3-2x faster), else fp32 (an AVX2 laptop emulates bf16, and V
-    # trains 35x slower in it: README, "V: the ConvVAE").
+    # trains 35x slower in it: README, "V: the VAE").
     "laptop": Preset(
         name="laptop",
         seed=0,

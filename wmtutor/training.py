@@ -76,7 +76,7 @@ def set_rng_state(state: dict, device: torch.device) -> None:
 def bf16_is_native(device: torch.device) -> bool:
     """Whether ``device`` does bf16 arithmetic in hardware: a CUDA GPU that supports it, or
     a CPU with AVX512-BF16 or AMX. Elsewhere (many laptops: AVX2 only; ARM) torch emulates
-    bf16, and V trains about 35x *slower* than in fp32 (README, "V: the ConvVAE")."""
+    bf16, and V trains about 35x *slower* than in fp32 (README, "V: the VAE")."""
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     if device.type == "cpu":
