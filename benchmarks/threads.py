@@ -1,15 +1,17 @@
 """Two trainings at once on a small machine: what torch's threads cost when jobs share cores.
 
-    python benchmarks/threads.py                 # V's training step, bf16, batch 64
+    python benchmarks/threads.py                 # V's training step, batch 64
     python benchmarks/threads.py --seconds 20 --rounds 2
 
 torch starts as many threads as the machine has cores. Alone, that is what a training
 wants; but two jobs at once (two notebooks, a notebook beside ``wmtutor pipeline``, a
 test run beside a training) each start that many, and every parallel region then waits
 for a thread the other job has preempted. Measured here: V's training step (the same
-child process as ``benchmarks/vae.py``) alone, then two of them at once with torch's
-default threads, then two at once with ``OMP_NUM_THREADS=1`` each. Prints a Markdown
-table: frames/s of each job and of both together (medians of the rounds).
+child process as ``benchmarks/vae.py``, in the precision the laptop preset's ``auto``
+picks on this CPU: bf16 where it has it in hardware, else fp32) alone, then two of them
+at once with torch's default threads, then two at once with ``OMP_NUM_THREADS=1`` each.
+Prints a Markdown table: frames/s of each job and of both together (medians of the
+rounds).
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ import statistics
 import subprocess
 import sys
 
+import torch
 from vae import CHILD
+
+from wmtutor.training import resolve_precision
 
 
 def start(seconds: float, batch: int, threads: int | None) -> subprocess.Popen:
@@ -30,7 +35,7 @@ def start(seconds: float, batch: int, threads: int | None) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
-    args = ["train", "bf16", str(batch), str(seconds), "32", "cpu"]
+    args = ["train", "auto", str(batch), str(seconds), "32", "cpu"]
     return subprocess.Popen([sys.executable, "-c", CHILD, *args], env=env,
                             stdout=subprocess.PIPE, text=True)  # fmt: skip
 
@@ -60,7 +65,8 @@ def main() -> None:
     for _ in range(args.rounds):  # the cases alternate, so a noisy neighbour hurts each alike
         for name, jobs, threads in cases:
             results[name].append(run(jobs, args.seconds, args.batch, threads))
-    print(f"V's training step (bf16, batch {args.batch}) on {cores} cores, "
+    precision = resolve_precision("auto", torch.device("cpu"))
+    print(f"V's training step ({precision}, batch {args.batch}) on {cores} cores, "
           f"{args.seconds:g} s per job, median of {args.rounds} round(s)\n")  # fmt: skip
     print("| case | frames/s of each job | frames/s in all | × one job alone |")
     print("|---|---:|---:|---:|")

@@ -123,7 +123,7 @@ def test_pong_inputs_probe_scores_what_x_carries():
 
 
 def test_threads_times_one_job_then_two_with_each_thread_setting():
-    out = _run("threads.py", "--seconds", "0.5")
+    out = _run("threads.py", "--seconds", "0.5", "--batch", "8")
     assert out.returncode == 0, out.stderr
     rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith("| ")][1:]
     assert [r[0][2:].split(",")[0] for r in rows] == ["one job", "two jobs", "two jobs"]
