@@ -10,6 +10,8 @@ BIN    := $(VENV)/bin
 # gigabytes of CUDA packages.
 TORCH  ?= torch==2.13.0
 PRESET ?= laptop
+# `make test` runs on this many pytest-xdist workers (the notebooks on one, in order)
+TEST_JOBS ?= 2
 
 .PHONY: setup lab test unit notebooks lint strip assets bench browser clean
 
@@ -29,10 +31,10 @@ lab: setup
 
 test: setup lint
 	WMTUTOR_PRESET=tiny $(BIN)/python -m pytest tests notebooks \
-		--nbval-lax --nbval-current-env -q
+		--nbval-lax --nbval-current-env -q -n $(TEST_JOBS)
 
 unit: setup
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q -n $(TEST_JOBS)
 
 notebooks: setup
 	WMTUTOR_PRESET=$(PRESET) $(BIN)/python -m pytest notebooks --nbval-lax --nbval-current-env -q

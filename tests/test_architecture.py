@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "wmtutor"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "wmtutor"
 # Bottom to top: a module may import only modules that come before it here.
 LAYERS = ["utils", "presets", "layout", "files", "fastcar", "envs", "rollouts", "datasets",
           "training", "mdn", "toys", "vae", "mdnrnn", "joint", "cmaes", "controller", "dream",
@@ -58,3 +59,21 @@ def test_gathering_workers_never_load_torch():
     code = "import sys, wmtutor.rollouts, wmtutor.files; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_make_test_runs_the_notebooks_in_order_on_one_worker_and_shared_setups_together():
+    # The root conftest's scheduler (pytest-xdist): a notebook split over two workers would
+    # run cells without the kernel state they need; a SHARED_SETUP module split over two
+    # would train its module fixture's models twice.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    scope_of = conftest.scope_of
+    assert {scope_of(f"notebooks/0{i}_x.ipynb::Cell {i}") for i in range(1, 9)} == {"notebooks"}
+    for module in conftest.SHARED_SETUP:
+        assert scope_of(f"{module}::test_a") == scope_of(f"{module}::test_b[1]") == module
+        assert 'scope="module"' in (ROOT / module).read_text(), f"{module} shares no setup"
+    assert scope_of("tests/test_vae.py::test_a") == "tests/test_vae.py::test_a"
+    assert scope_of("tests/test_vae.py::test_b") != scope_of("tests/test_vae.py::test_a")
