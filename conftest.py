@@ -46,8 +46,8 @@ def pytest_xdist_make_scheduler(config, log):
         return None  # another mode asked for by name: xdist's own
     from xdist.scheduler import LoadScopeScheduling
 
-    class NotebooksInOrder(LoadScopeScheduling):
+    class ByUnit(LoadScopeScheduling):  # xdist's loadscope, with our units (scope_of)
         def _split_scope(self, nodeid: str) -> str:
             return scope_of(nodeid)
 
-    return NotebooksInOrder(config, log)
+    return ByUnit(config, log)
