@@ -1,14 +1,21 @@
-"""How fast the agent plays CarRacing, batched or not, and one generation local vs Dask.
+"""How fast the agent plays CarRacing, batched or not, one generation local vs Dask, and
+Pong's generations with the candidates in blocks or one per task.
 
     python benchmarks/controller.py [--device cuda]
+    python benchmarks/controller.py --only blocks    # table 3 alone
 
-Prints two Markdown tables (the README has them):
+Prints three Markdown tables (the README has them):
 
 1. Agent steps/s in the real game in one process: V + M + C for 1 game at a time versus
    4 games stepped together with one batched V, M and C call per step.
 2. The wall time of one CMA-ES generation (population 8, 2 episodes each, 150 steps) with
    the local worker processes versus a Dask ``LocalCluster`` of the same size on
    loopback, measured one after the other in this run.
+3. Pong (where V's convolutions are most of a step): the wall time of a generation of the
+   laptop preset's size (12 candidates × 2 games, here of ``--steps`` steps) on 2 local
+   workers, each worker playing a block of candidates in one batch (``RealGame`` now)
+   versus one candidate per task (as on Dask, and as every executor did before), the two
+   measured in turns on warm workers.
 
 V and M are untrained, with the laptop preset's sizes (speed does not depend on training).
 """
@@ -24,7 +31,7 @@ import numpy as np
 import torch
 
 from wmtutor.controller import Agent, Controller, RealGame, run_episodes, train_controller
-from wmtutor.envs import make_env
+from wmtutor.envs import GAMES, make_env
 from wmtutor.mdnrnn import MDNRNN, load_mdnrnn
 from wmtutor.presets import Controller as ControllerConfig
 from wmtutor.presets import get_preset
@@ -39,8 +46,9 @@ def make_spec(folder: Path, game: str, device: torch.device) -> dict:
     torch.manual_seed(0)
     save_checkpoint(folder / "vae.pt", model=ConvVAE(z_dim).state_dict(),
                     config={"architecture": "ConvVAE-v1", "z_dim": z_dim})  # fmt: skip
-    save_checkpoint(folder / "m.pt", model=MDNRNN(z_dim, 3, hidden).state_dict(),
-                    config={"architecture": "MDNRNN-v1", "z_dim": z_dim, "action_dim": 3,
+    action_dim = GAMES[game].action_dim
+    save_checkpoint(folder / "m.pt", model=MDNRNN(z_dim, action_dim, hidden).state_dict(),
+                    config={"architecture": "MDNRNN-v1", "z_dim": z_dim, "action_dim": action_dim,
                             "hidden": hidden, "n_gaussians": 5})  # fmt: skip
     return {"game": game, "vae": str(folder / "vae.pt"), "mdnrnn": str(folder / "m.pt"),
             "inputs": "zh", "frame_skip": 1, "device": str(device)}  # fmt: skip
@@ -68,13 +76,57 @@ def generation_seconds(spec: dict, executor=None, workers: int = 2) -> float:
         return time.perf_counter() - start
 
 
+class OnePerTask(RealGame):
+    """``RealGame`` as on an executor without a worker count: one candidate per task."""
+
+    def n_blocks(self, population: int, trials: int) -> int:
+        return population
+
+
+def population_seconds(judges: dict, popsize: int, trials: int, steps: int,
+                       repeats: int) -> dict:  # fmt: skip
+    """The best of ``repeats`` timed generations per judge, in turns, after a warm-up each."""
+    n_params = next(iter(judges.values())).n_params
+    params = np.random.default_rng(0).normal(0, 0.1, (popsize, n_params))
+    for judge in judges.values():  # starts the workers and their agents and games
+        judge.population(params, 0, trials, steps)
+    times: dict = {name: [] for name in judges}
+    for r in range(repeats):
+        for name, judge in judges.items():
+            start = time.perf_counter()
+            judge.population(params, r + 1, trials, steps)
+            times[name].append(time.perf_counter() - start)
+    return {name: min(t) for name, t in times.items()}
+
+
+def blocks_table(device: torch.device, steps: int, repeats: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = {**make_spec(Path(tmp), "pong", device), "frame_skip": 1}
+        judges = {"blocks": RealGame(spec, workers=2), "one": OnePerTask(spec, workers=2)}
+        try:
+            t = population_seconds(judges, 12, 2, steps, repeats)
+        finally:
+            for judge in judges.values():
+                judge.close()
+    print(f"| Pong, one generation: 12 candidates × 2 games × {steps} steps, 2 workers | "
+          "seconds |\n|---|---:|")  # fmt: skip
+    print(f"| a block of 6 candidates per worker, one batch (now) | {t['blocks']:.1f} |")
+    print(f"| one candidate per task (before; Dask still) | {t['one']:.1f} |")
+    print(f"\none per task / blocks: {t['one'] / t['blocks']:.2f} (best of {repeats} each)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=300, help="steps per game, table 1")
     parser.add_argument("--device", default=None, help="cpu, cuda (default: as wmtutor's)")
+    parser.add_argument("--only", choices=["blocks"], help="table 3 alone")
+    parser.add_argument("--repeats", type=int, default=3, help="timed generations, table 3")
     args = parser.parse_args()
     device = get_device(args.device)
     print(f"device: {device}")
+    if args.only == "blocks":
+        blocks_table(device, args.steps, args.repeats)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         spec = make_spec(Path(tmp), "carracing", device)
         one = agent_steps_per_s(spec, 1, args.steps)
@@ -93,7 +145,8 @@ def main() -> None:
         print("| one generation: 8 candidates × 2 episodes × 150 steps | seconds |")
         print("|---|---:|")
         print(f"| 2 local worker processes | {local:.1f} |")
-        print(f"| Dask LocalCluster, 2 workers | {dask:.1f} |")
+        print(f"| Dask LocalCluster, 2 workers | {dask:.1f} |\n")
+    blocks_table(device, args.steps, args.repeats)
 
 
 if __name__ == "__main__":

@@ -181,3 +181,16 @@ def test_vae_loader_times_the_four_loaders_and_the_cache(tmp_path):
         "| the frame cache, no workers",
     ]
     assert all(float(r[1]) > 0 for r in rows[1:]) and rows[1][2] == "1.00 |"
+
+
+def test_controller_times_pongs_generation_in_blocks_and_one_per_task():
+    out = _run("controller.py", "--only", "blocks", "--steps", "20", "--repeats", "1",
+               "--device", "cpu")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = [r.split(" | ") for r in out.stdout.splitlines() if r.startswith("| ")]
+    assert [r[0] for r in rows[1:]] == [
+        "| a block of 6 candidates per worker, one batch (now)",
+        "| one candidate per task (before; Dask still)",
+    ]
+    assert all(float(r[1].rstrip(" |")) > 0 for r in rows[1:])
+    assert float(re.search(r"one per task / blocks: ([\d.]+)", out.stdout)[1]) > 0

@@ -1,5 +1,6 @@
 """C (wmtutor/controller.py): parameters, the batched agent, resumable and robust CMA-ES."""
 
+import concurrent.futures as cf
 import dataclasses
 import os
 import time
@@ -23,6 +24,7 @@ from wmtutor.envs import make_env
 from wmtutor.files import read_manifest
 from wmtutor.mdnrnn import MDNRNN
 from wmtutor.presets import Controller as ControllerConfig
+from wmtutor.rollouts import rollout_seed
 from wmtutor.training import save_checkpoint
 from wmtutor.vae import ConvVAE
 
@@ -57,6 +59,8 @@ def fake_evaluate(spec, params, seeds, max_steps, length_bonus=0.0):
             os._exit(1)  # the worker process dies
         time.sleep(HANG)  # the worker hangs
     noise = [np.random.default_rng(s).normal(0, 0.01) for s in seeds]
+    if np.ndim(params) == 2:  # a block of candidates (RealGame.population)
+        return [fake_evaluate(spec, x, seeds, max_steps) for x in params]
     return [float(-np.square(np.asarray(params) - 0.3).sum() + e) for e in noise]
 
 
@@ -110,7 +114,7 @@ def test_batched_episodes_match_one_at_a_time(spec):
 
 def bonus_evaluate(spec, params, seeds, max_steps, length_bonus=0.0):
     """A stand-in that returns the length bonus it was given, per episode."""
-    return [length_bonus] * len(seeds)
+    return np.full(np.shape(params)[:-1] + (len(seeds),), length_bonus).tolist()
 
 
 def test_the_length_bonus_breaks_ties_in_training_only(spec):
@@ -136,13 +140,54 @@ def test_the_length_bonus_breaks_ties_in_training_only(spec):
         RealGame(spec, workers=1, length_bonus=-1)
 
 
+def test_a_block_of_candidates_plays_as_each_would_alone(spec):
+    from wmtutor.controller import evaluate_candidate, make_agent
+
+    n_params = RealGame(spec, workers=1).n_params
+    params = np.random.default_rng(3).normal(0, 1, (3, n_params))
+    seeds, cap = [3, 4], 30
+    block = np.array(evaluate_candidate(spec, params, seeds, cap, length_bonus=1.0))
+    alone = np.array([evaluate_candidate(spec, x, seeds, cap, length_bonus=1.0) for x in params])
+    assert block.shape == (3, 2)
+    np.testing.assert_allclose(block, alone)
+    # each game's own C: row i's actions are those of candidate i alone on the same input
+    agent, _ = make_agent(spec, 3)
+    agent.reset(3)
+    frames = np.random.default_rng(4).integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
+    agent.set_params(params)
+    together, _ = agent.act(frames, np.arange(3))
+    assert len({tuple(np.ravel(a)) for a in together}) > 1  # the rows did differ here
+    for i in range(3):
+        agent.reset(3)
+        agent.set_params(params[i])
+        np.testing.assert_array_equal(agent.act(frames[i : i + 1], np.array([i]))[0][0],
+                                      together[i])  # fmt: skip
+
+
+def test_local_workers_get_blocks_of_candidates_and_dask_one_each(spec):
+    game = RealGame(spec, workers=2, evaluate=fake_evaluate, timeout=60)
+    try:
+        assert game.n_blocks(12, 2) == 2  # one block of 6 candidates (12 games) per worker
+        assert game.n_blocks(32, 8) == 16  # 16 games at most in a block
+        assert game.n_blocks(1, 2) == 1
+        params = np.random.default_rng(5).normal(0, 1, (5, game.n_params))
+        got = game.population(params, 0, 2, 10)
+        seeds = [rollout_seed(0, 0, j) for j in range(2)]
+        np.testing.assert_allclose(got, [fake_evaluate(spec, x, seeds, 10) for x in params])
+    finally:
+        game.close()
+    dask_like = RealGame(spec, executor=cf.ThreadPoolExecutor(1), evaluate=fake_evaluate)
+    assert dask_like.n_blocks(12, 2) == 12
+    dask_like.close()
+
+
 def judge(spec, workers=1, **kwargs):
     return RealGame(spec, workers=workers, evaluate=fake_evaluate, timeout=60, **kwargs)
 
 
 def shrink_evaluate(spec, params, seeds, max_steps, length_bonus=0.0):
     """A stand-in that returns the canvas shrink of the spec it was sent, per episode."""
-    return [float(spec.get("shrink", 1))] * len(seeds)
+    return np.full(np.shape(params)[:-1] + (len(seeds),), float(spec.get("shrink", 1))).tolist()
 
 
 def test_carracings_training_games_can_be_drawn_smaller_and_its_test_is_not(spec):

@@ -14,14 +14,15 @@ dream (``wmtutor.dream``) a different one per row of a batch, through the same m
 
 The work is in *evaluating* C: every candidate of every CMA-ES generation plays several
 episodes. ``run_episodes`` plays them all at once in one process (one batched V, M and C
-call per step for every live game), and ``RealGame`` farms the candidates out to any
-``concurrent.futures.Executor``: local worker processes by default (each loads V and M
-once), or a Dask cluster (``distributed.Client(...).get_executor()``). A worker that
-crashes or hangs past the timeout loses nothing: its candidates are run again, with a
-warning. ``train_controller`` is the CMA-ES loop; it asks a *judge* (``RealGame`` here,
-``wmtutor.dream.InDream`` for the dream) for the returns of each generation, and saves
-the whole state after every generation (plain npz and JSON): running again resumes
-exactly.
+call per step for every live game, each game with its own candidate's C if need be), and
+``RealGame`` farms the candidates out to any ``concurrent.futures.Executor``: local
+worker processes by default (each loads V and M once, and plays a block of candidates in
+one batch), or a Dask cluster (``distributed.Client(...).get_executor()``, a candidate
+per task). A worker that crashes or hangs past the timeout loses nothing: its candidates
+are run again, with a warning. ``train_controller`` is the CMA-ES loop; it asks a
+*judge* (``RealGame`` here, ``wmtutor.dream.InDream`` for the dream) for the returns of
+each generation, and saves the whole state after every generation (plain npz and JSON):
+running again resumes exactly.
 """
 
 from __future__ import annotations
@@ -265,6 +266,18 @@ class Agent:
     def __init__(self, vae, mdnrnn, controller: Controller, adapter):
         self.vae, self.mdnrnn, self.controller, self.adapter = vae, mdnrnn, controller, adapter
         self.device = next(vae.parameters()).device
+        self.per_game: tuple[torch.Tensor, torch.Tensor] | None = None  # (W, b), a C per game
+
+    def set_params(self, params: np.ndarray) -> None:
+        """C's parameters: ``(n_params,)``, one C for every game, or ``(n_games, n_params)``,
+        game i played by row i's C (a block of CMA-ES candidates in one batch)."""
+        params = np.asarray(params)
+        if params.ndim == 1:
+            self.controller.set_params(params)
+            self.per_game = None
+        else:
+            rows = torch.as_tensor(params, dtype=torch.float32, device=self.controller.device)
+            self.per_game = self.controller.unflatten(rows)
 
     def reset(self, n: int) -> None:
         h, c = self.mdnrnn.initial_state((n,), self.device)
@@ -281,7 +294,12 @@ class Agent:
         z = mu.float()
         rows = torch.as_tensor(rows, device=self.device)
         h, c = self.h[rows], self.c[rows]
-        actions = self.adapter(self.controller(z, h, c))
+        if self.per_game is None:
+            y = self.controller(z, h, c)
+        else:
+            W, b = self.per_game
+            y = Controller.apply(W[rows], b[rows], self.controller.features(z, h, c))
+        actions = self.adapter(y)
         a = self.adapter.features(actions)
         _, _, (h_new, c_new) = self.mdnrnn(z[:, None], a[:, None], (h[None], c[None]))
         self.h[rows], self.c[rows] = h_new[0], c_new[0]
@@ -476,16 +494,23 @@ def _game(spec: dict) -> GameEnv:
 
 def evaluate_candidate(spec: dict, params: np.ndarray | None, seeds: list[int],
                        max_steps: int, length_bonus: float = 0.0):  # fmt: skip
-    """Returns of one parameter vector over ``seeds`` episodes (runs in a worker); ``params``
-    None for a spec whose ``policy`` is a trained PPO actor.
+    """Returns of one parameter vector over ``seeds`` episodes (runs in a worker), a list
+    ``(len(seeds),)``; ``params`` None for a spec whose ``policy`` is a trained PPO actor.
+    ``params`` ``(K, n_params)``, a block of K candidates, plays all their K × len(seeds)
+    games in one batch (one V, M and C call per step for all of them: V's convolutions
+    cost far less per frame in a batch) and returns K lists, each candidate's.
 
     ``length_bonus`` adds ``length_bonus * steps / (max_steps + 1)`` to each return, the
     share of the cap the episode lasted: a tie-break (less than ``length_bonus``) for a
     game where every early candidate scores the same (Pong: all 21 points lost)."""
-    agent, envs = make_agent(spec, len(seeds))
-    _set_params(agent, spec, params)
-    played = run_episodes(agent, envs, seeds, max_steps)
-    return (played["returns"] + length_bonus * played["lengths"] / (max_steps + 1)).tolist()
+    block = params is not None and np.ndim(params) == 2
+    rows = np.repeat(np.asarray(params), len(seeds), axis=0) if block else params
+    games = list(seeds) * (len(params) if block else 1)
+    agent, envs = make_agent(spec, len(games))
+    _set_params(agent, spec, rows)
+    played = run_episodes(agent, envs, games, max_steps)
+    returns = played["returns"] + length_bonus * played["lengths"] / (max_steps + 1)
+    return returns.reshape(len(params), len(seeds)).tolist() if block else returns.tolist()
 
 
 def check_params(spec: dict, params: np.ndarray | None) -> None:
@@ -499,7 +524,7 @@ def check_params(spec: dict, params: np.ndarray | None) -> None:
 def _set_params(agent: Agent, spec: dict, params: np.ndarray | None) -> None:
     check_params(spec, params)
     if params is not None:
-        agent.controller.set_params(params)
+        agent.set_params(params)
 
 
 # ---------------------------------------------------------------------------------------
@@ -690,6 +715,9 @@ def controller_for(spec: dict, mdnrnn=None, device: torch.device | None = None) 
                       next(mdnrnn.parameters()).device, spec.get("components", 0))  # fmt: skip
 
 
+MAX_BLOCK_GAMES = 16  # games one local worker plays at once for a block of candidates
+
+
 class RealGame:
     """Fitness in the real game: each candidate's episodes run on a pool of workers.
 
@@ -732,10 +760,23 @@ class RealGame:
     def population(self, solutions: np.ndarray, generation: int, trials: int,
                    max_steps: int) -> np.ndarray:  # fmt: skip
         """Returns ``(P, trials)`` (with the length bonus): every candidate plays the same
-        ``trials`` seeds."""
+        ``trials`` seeds. On local workers the candidates go in blocks, one or more per
+        worker, each played in one batch (``evaluate_candidate``); on another executor
+        (Dask: no worker count) one candidate per task, as many tasks as it can take."""
         seeds = [rollout_seed(self.seed, generation, j) for j in range(trials)]
-        tasks = [(self.spec, x, seeds, max_steps, self.length_bonus) for x in solutions]
-        return np.array(run_tasks(self.pool, self.evaluate, tasks, self.timeout))
+        blocks = np.array_split(np.asarray(solutions), self.n_blocks(len(solutions), trials))
+        tasks = [(self.spec, x, seeds, max_steps, self.length_bonus) for x in blocks]
+        timeout = self.timeout * max(len(x) for x in blocks)  # ``timeout`` is per candidate
+        return np.concatenate(run_tasks(self.pool, self.evaluate, tasks, timeout))
+
+    def n_blocks(self, population: int, trials: int) -> int:
+        """How many blocks a population is split into: one per local worker, more where a
+        block would hold over ``MAX_BLOCK_GAMES`` games (each a game engine in the worker,
+        a process of its own for ViZDoom); each candidate alone on other executors."""
+        workers = getattr(self.pool, "workers", None)
+        if workers is None:
+            return population
+        return min(population, max(workers, -(-population * trials // MAX_BLOCK_GAMES)))
 
     def mean(self, params: np.ndarray, generation: int, episodes: int,
              max_steps: int) -> np.ndarray:  # fmt: skip

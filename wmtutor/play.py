@@ -51,7 +51,7 @@ def agent_policy(spec: dict, params: np.ndarray) -> Callable[[np.ndarray, object
     """``act(frame, env) -> action`` for one game: V encodes the 64×64 frame, C reads
     ``[z, h(, c)]``, M's state advances (``controller.make_agent``'s agent, batch of one)."""
     agent, _ = make_agent(spec, 0)  # its games stay unused: ``frames`` plays its own
-    agent.controller.set_params(params)
+    agent.set_params(params)
     agent.reset(1)
     row = np.zeros(1, dtype=int)
     return lambda frame, env: agent.act(np.array(frame[None]), row)[0][0]
