@@ -7,6 +7,7 @@ course's way, and see what it reaches. If this C cannot beat the built-in oppone
 better V alone will not make the course's C win at Pong either.
 
     python benchmarks/pong_ram.py                      # about 15 min on 2 cores
+    python benchmarks/pong_ram.py --hidden 8           # C with a hidden layer (not the paper's)
     python benchmarks/pong_ram.py --generations 2 --popsize 4 --steps 50 --test-games 1 \
         --test-steps 400                               # a quick check that it runs
 
@@ -50,9 +51,19 @@ def features(ram: np.ndarray, last: np.ndarray) -> np.ndarray:
                      (oy - 120) / 60, (py - by) / 60])  # fmt: skip
 
 
+def mlp_output(params: np.ndarray, x: np.ndarray) -> float:
+    """``w2 · tanh(W1 x + b1) + b2`` for ``params`` = W1 ``(H, 7)`` then b1, w2, b2."""
+    hidden = (len(params) - 1) // (N_FEATURES + 2)
+    W1 = params[: hidden * N_FEATURES].reshape(hidden, N_FEATURES)
+    b1 = params[hidden * N_FEATURES : hidden * (N_FEATURES + 1)]
+    w2 = params[hidden * (N_FEATURES + 1) : -1]
+    return float(w2 @ np.tanh(W1 @ x + b1) + params[-1])
+
+
 def play(policy: str, params: np.ndarray | None, seed: int, steps: int) -> tuple[float, int]:
     """One game (or its first ``steps`` agent steps): ``(points won - lost, steps)``.
-    ``policy``: ``"linear"`` (``params`` = w then b), ``"tracker"`` or ``"random"``."""
+    ``policy``: ``"linear"`` (``params`` = w then b), ``"mlp"`` (``mlp_output``),
+    ``"tracker"`` or ``"random"``."""
     env = make_env("pong", frame_skip=4)
     actions = pong_actions(env)
     rng = np.random.default_rng(seed)
@@ -65,6 +76,8 @@ def play(policy: str, params: np.ndarray | None, seed: int, steps: int) -> tuple
             x = features(ram, last)
             if policy == "linear":
                 y = np.tanh(params[:-1] @ x + params[-1])
+            elif policy == "mlp":  # one hidden tanh layer (--hidden): W1, b1, w2, b2
+                y = np.tanh(mlp_output(params, x))
             elif policy == "tracker":  # the paddle's middle (8 rows below its top) to the ball
                 y = np.clip((x[6] + 8 / 60) * 8, -1, 1)  # ball below: y < -1/3, down
             else:
@@ -95,15 +108,19 @@ def main() -> None:
                    help="cap of a test game in agent steps (default: a whole game)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden", type=int, default=0,
+                   help="a hidden tanh layer this wide in C (0: linear, the course)")  # fmt: skip
     args = p.parse_args()
 
-    es = CMAES(np.zeros(N_FEATURES + 1), 0.5, popsize=args.popsize, seed=args.seed)
+    kind = "mlp" if args.hidden else "linear"
+    n_params = args.hidden * (N_FEATURES + 2) + 1 if args.hidden else N_FEATURES + 1
+    es = CMAES(np.zeros(n_params), 0.5, popsize=args.popsize, seed=args.seed)
     start = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         for g in range(args.generations):
             solutions = es.ask()
             seeds = [g * 100 + t for t in range(args.trials)]
-            jobs = [("linear", x, s, args.steps) for x in solutions for s in seeds]
+            jobs = [(kind, x, s, args.steps) for x in solutions for s in seeds]
             played = np.array(list(pool.map(_play, jobs))).reshape(len(solutions), -1, 2)
             fitness = (played[..., 0] + played[..., 1] / (args.steps + 1)).mean(axis=1)
             es.tell(solutions, -fitness)
@@ -113,16 +130,17 @@ def main() -> None:
         trained = time.perf_counter() - start
         seeds = [TEST_SEED + i for i in range(args.test_games)]
         rows = []
-        for name, params in (("C on the RAM's positions (CMA-ES mean)", es.mean),
+        c_name = f"C with {args.hidden} hidden units" if args.hidden else "C"
+        for name, params in ((f"{c_name} on the RAM's positions (CMA-ES mean)", es.mean),
                              ("tracker (toward the ball's row)", None),
                              ("random play (white noise)", None)):  # fmt: skip
-            policy = "linear" if params is not None else name.split()[0]
+            policy = kind if params is not None else name.split()[0]
             played = list(pool.map(_play, [(policy, params, s, args.test_steps) for s in seeds]))
             points = np.array([r for r, _ in played])
             rows.append((name, points, np.mean([n for _, n in played])))
     print(f"\ntrained in {trained / 60:.1f} min: {args.generations} generations x "
           f"{args.popsize} candidates x {args.trials} games of {args.steps} steps; "
-          f"mean w, b = {np.round(es.mean, 2).tolist()}")  # fmt: skip
+          f"mean parameters = {np.round(es.mean, 2).tolist()}")  # fmt: skip
     print(f"\n| {args.test_games} whole games (new seeds) | points won - lost per game | "
           "median | agent steps per game |\n|---|---:|---:|---:|")  # fmt: skip
     for name, points, length in rows:

@@ -147,10 +147,11 @@ def test_joint_compares_separate_and_joint_training(tmp_path):
         assert recon > 0 and np.isfinite(nll) and 0 <= accuracy <= 100 and 0 < chance <= 100
 
 
-def test_pong_ram_trains_c_on_the_positions_and_the_tracker_follows_the_ball():
+@pytest.mark.parametrize("hidden", ["0", "3"])
+def test_pong_ram_trains_c_on_the_positions_and_the_tracker_follows_the_ball(hidden):
     out = _run("pong_ram.py", "--generations", "2", "--popsize", "4", "--trials", "1",
                "--steps", "40", "--test-games", "1", "--test-steps", "400",
-               "--workers", "1")  # fmt: skip
+               "--workers", "1", "--hidden", hidden)  # fmt: skip
     assert out.returncode == 0, out.stderr
     gens = [line for line in out.stdout.splitlines() if line.startswith("generation ")]
     assert len(gens) == 2
@@ -163,6 +164,9 @@ def test_pong_ram_trains_c_on_the_positions_and_the_tracker_follows_the_ball():
     # following the ball loses fewer points in 400 steps than white noise (a wrong sign
     # would chase the paddle away from it)
     assert points["tracker"] > points["random"], points
+    assert ("C with 3 hidden units" in out.stdout) == (hidden == "3")
+    n_params = len(re.search(r"mean parameters = \[(.*)\]", out.stdout)[1].split(","))
+    assert n_params == (3 * (7 + 2) + 1 if hidden == "3" else 7 + 1)
 
 
 def test_vae_loader_times_the_four_loaders_and_the_cache(tmp_path):
