@@ -110,6 +110,8 @@ def test_batched_episodes_match_one_at_a_time(spec):
     np.testing.assert_array_equal(together["lengths"], [a["lengths"][0] for a in alone])
     recorded = run_episodes(agent, envs[:1], [5], max_steps=40, record=True)
     assert recorded["frames"].shape == (recorded["lengths"][0], 64, 64, 3)
+    assert recorded["rewards"].shape == (recorded["lengths"][0],)  # a GIF's running score
+    assert recorded["rewards"].sum() == recorded["returns"][0]
 
 
 def bonus_evaluate(spec, params, seeds, max_steps, length_bonus=0.0):

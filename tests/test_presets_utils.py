@@ -265,3 +265,15 @@ def test_the_full_controller_cannot_describe_another_agent():
         with pytest.raises(SettingError, match=f"{field} = {value!r}"):
             dataclasses.replace(game, full=dataclasses.replace(game.full, **{field: value}, **also))
     dataclasses.replace(game, full=dataclasses.replace(game.full, generations=3))  # fine
+
+
+def test_frames_are_labelled_with_one_text_or_one_each():
+    from wmtutor import viz
+
+    frames = np.zeros((3, 20, 40, 3), np.uint8)
+    same = viz.label_frames(frames, "return 0", scale=2)
+    each = viz.label_frames(frames, ["return 0", "return 0", "return -1: the clip ends"], 2)
+    assert same.shape == each.shape == (3, 40, 80, 3)
+    assert np.array_equal(same[0], each[0]) and not np.array_equal(same[2], each[2])
+    with pytest.raises(ValueError, match="2 texts for 3 frames"):
+        viz.label_frames(frames, ["a", "b"])

@@ -316,14 +316,15 @@ def run_episodes(
     """Play ``len(seeds)`` episodes at once (game i on ``envs[i]``), up to ``max_steps`` each.
 
     Returns ``returns`` ``(n,)`` and ``lengths`` ``(n,)``; with ``record=True`` also, for
-    the first game, its ``frames``, ``z`` and ``actions`` per step (for GIFs).
+    the first game, its ``frames``, ``z``, ``actions`` and ``rewards`` per step (for GIFs;
+    ``rewards[t]`` is what the action taken on ``frames[t]`` earned).
     """
     n = len(seeds)
     agent.reset(n)
     frames = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds, strict=False)])
     returns, lengths = np.zeros(n), np.zeros(n, dtype=int)
     alive = np.ones(n, dtype=bool)
-    recording = {"frames": [], "z": [], "actions": []}
+    recording = {"frames": [], "z": [], "actions": [], "rewards": []}
     for _ in range(max_steps):
         rows = np.flatnonzero(alive)
         if len(rows) == 0:
@@ -336,6 +337,8 @@ def run_episodes(
         for i, action in zip(rows, actions, strict=True):
             frame, reward, terminated, truncated, _ = envs[i].step(action)
             frames[i] = frame
+            if record and i == 0:
+                recording["rewards"].append(float(reward))
             returns[i] += reward
             lengths[i] += 1
             if terminated or truncated:

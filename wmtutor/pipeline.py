@@ -933,8 +933,11 @@ def real_agent_gif(game: str, preset: Preset | str | None, path: str | os.PathLi
     config, _ = real_controller_config(run, full)
     steps = min(600, config.test_steps or REAL_GAME_RECIPE[game])
     episode = record_episode(spec, params, rollout_seed(VALIDATION_SEED, 0, 0), steps)
-    cut = " so far (the clip ends)" if len(episode["frames"]) >= steps else ""
-    frames = label_frames(episode["frames"][::2], f"return {episode['return']:.0f}{cut}", 3)
+    before = np.concatenate([[0.0], np.cumsum(episode["rewards"])[:-1]])  # at each frame
+    texts = [f"return {r:.0f}" for r in before[::2]]
+    ended = "the clip ends" if len(episode["frames"]) >= steps else "the episode ends"
+    texts[-1] = f"return {episode['return']:.0f}: {ended}"
+    frames = label_frames(episode["frames"][::2], texts, 3)
     return save_gif(frames, path, fps=17 if game == "carracing" else 15)
 
 

@@ -534,11 +534,15 @@ def fixed_image(widgets, width: int, height: int | None = None):
 # Notebook 05: the MDN-RNN
 
 
-def label_frames(frames: np.ndarray, text: str, scale: int = 3) -> np.ndarray:
-    """Upscale ``(T, H, W, 3)`` frames and write ``text`` in their top-left corner."""
+def label_frames(frames: np.ndarray, text: str | Sequence[str], scale: int = 3) -> np.ndarray:
+    """Upscale ``(T, H, W, 3)`` frames and write ``text`` in their top-left corner: one
+    text for all, or one per frame (a score that changes as the clip plays)."""
     font = _font()
+    texts = [text] * len(frames) if isinstance(text, str) else list(text)
+    if len(texts) != len(frames):
+        raise ValueError(f"{len(texts)} texts for {len(frames)} frames: expected one per frame")
     out = []
-    for frame in upscale(frames, scale):
+    for frame, text in zip(upscale(frames, scale), texts, strict=True):
         image = Image.fromarray(frame)
         draw = ImageDraw.Draw(image)
         right, bottom = draw.textbbox((3, 1), text, font=font)[2:]
