@@ -13,9 +13,9 @@ Prints three Markdown tables (the README has them):
    loopback, measured one after the other in this run.
 3. Pong (where V's convolutions are most of a step): the wall time of a generation of the
    laptop preset's size (12 candidates × 2 games, here of ``--steps`` steps) on 2 local
-   workers, each worker playing a block of candidates in one batch (``RealGame`` now)
-   versus one candidate per task (as on Dask, and as every executor did before), the two
-   measured in turns on warm workers.
+   workers (``--workers``), each playing blocks of candidates, a block in one batch
+   (``RealGame`` now), versus one candidate per task (as on Dask, and as every executor
+   did before), the two measured in turns on warm workers.
 
 V and M are untrained, with the laptop preset's sizes (speed does not depend on training).
 """
@@ -99,18 +99,20 @@ def population_seconds(judges: dict, popsize: int, trials: int, steps: int,
     return {name: min(t) for name, t in times.items()}
 
 
-def blocks_table(device: torch.device, steps: int, repeats: int) -> None:
+def blocks_table(device: torch.device, steps: int, repeats: int, workers: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         spec = {**make_spec(Path(tmp), "pong", device), "frame_skip": 1}
-        judges = {"blocks": RealGame(spec, workers=2), "one": OnePerTask(spec, workers=2)}
+        judges = {"blocks": RealGame(spec, workers=workers),
+                  "one": OnePerTask(spec, workers=workers)}  # fmt: skip
+        block = 12 // judges["blocks"].n_blocks(12, 2)
         try:
             t = population_seconds(judges, 12, 2, steps, repeats)
         finally:
             for judge in judges.values():
                 judge.close()
-    print(f"| Pong, one generation: 12 candidates × 2 games × {steps} steps, 2 workers | "
-          "seconds |\n|---|---:|")  # fmt: skip
-    print(f"| a block of 6 candidates per worker, one batch (now) | {t['blocks']:.1f} |")
+    print(f"| Pong, one generation: 12 candidates × 2 games × {steps} steps, {workers} "
+          "workers | seconds |\n|---|---:|")  # fmt: skip
+    print(f"| blocks of {block} candidates, each in one batch (now) | {t['blocks']:.1f} |")
     print(f"| one candidate per task (before; Dask still) | {t['one']:.1f} |")
     print(f"\none per task / blocks: {t['one'] / t['blocks']:.2f} (best of {repeats} each)")
 
@@ -121,11 +123,12 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda (default: as wmtutor's)")
     parser.add_argument("--only", choices=["blocks"], help="table 3 alone")
     parser.add_argument("--repeats", type=int, default=3, help="timed generations, table 3")
+    parser.add_argument("--workers", type=int, default=2, help="local workers, table 3")
     args = parser.parse_args()
     device = get_device(args.device)
     print(f"device: {device}")
     if args.only == "blocks":
-        blocks_table(device, args.steps, args.repeats)
+        blocks_table(device, args.steps, args.repeats, args.workers)
         return
     with tempfile.TemporaryDirectory() as tmp:
         spec = make_spec(Path(tmp), "carracing", device)
@@ -146,7 +149,7 @@ def main() -> None:
         print("|---|---:|")
         print(f"| 2 local worker processes | {local:.1f} |")
         print(f"| Dask LocalCluster, 2 workers | {dask:.1f} |\n")
-    blocks_table(device, args.steps, args.repeats)
+    blocks_table(device, args.steps, args.repeats, args.workers)
 
 
 if __name__ == "__main__":

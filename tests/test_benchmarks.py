@@ -188,12 +188,12 @@ def test_vae_loader_times_the_four_loaders_and_the_cache(tmp_path):
 
 
 def test_controller_times_pongs_generation_in_blocks_and_one_per_task():
-    out = _run("controller.py", "--only", "blocks", "--steps", "20", "--repeats", "1",
-               "--device", "cpu")  # fmt: skip
+    out = _run("controller.py", "--only", "blocks", "--steps", "10", "--repeats", "1",
+               "--device", "cpu", "--workers", "1")  # fmt: skip
     assert out.returncode == 0, out.stderr
     rows = [r.split(" | ") for r in out.stdout.splitlines() if r.startswith("| ")]
     assert [r[0] for r in rows[1:]] == [
-        "| a block of 6 candidates per worker, one batch (now)",
+        "| blocks of 6 candidates, each in one batch (now)",  # 16 games at most in a block
         "| one candidate per task (before; Dask still)",
     ]
     assert all(float(r[1].rstrip(" |")) > 0 for r in rows[1:])
