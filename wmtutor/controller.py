@@ -507,10 +507,10 @@ def evaluate_candidate(spec: dict, params: np.ndarray | None, seeds: list[int],
     share of the cap the episode lasted: a tie-break (less than ``length_bonus``) for a
     game where every early candidate scores the same (Pong: all 21 points lost)."""
     block = params is not None and np.ndim(params) == 2
-    rows = np.repeat(np.asarray(params), len(seeds), axis=0) if block else params
-    games = list(seeds) * (len(params) if block else 1)
+    per_game = np.repeat(np.asarray(params), len(seeds), axis=0) if block else params
+    games = list(seeds) * (len(params) if block else 1)  # game i: candidate i // len(seeds)
     agent, envs = make_agent(spec, len(games))
-    _set_params(agent, spec, rows)
+    _set_params(agent, spec, per_game)
     played = run_episodes(agent, envs, games, max_steps)
     returns = played["returns"] + length_bonus * played["lengths"] / (max_steps + 1)
     return returns.reshape(len(params), len(seeds)).tolist() if block else returns.tolist()
