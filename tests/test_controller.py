@@ -143,9 +143,9 @@ def test_the_length_bonus_breaks_ties_in_training_only(spec):
 
 
 def test_a_block_of_candidates_plays_as_each_would_alone(spec):
-    from wmtutor.controller import evaluate_candidate, make_agent
+    from wmtutor.controller import controller_for, evaluate_candidate, make_agent
 
-    n_params = RealGame(spec, workers=1).n_params
+    n_params = controller_for(spec).n_params
     params = np.random.default_rng(3).normal(0, 1, (3, n_params))
     seeds, cap = [3, 4], 30
     block = np.array(evaluate_candidate(spec, params, seeds, cap, length_bonus=1.0))
